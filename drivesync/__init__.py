@@ -1,0 +1,36 @@
+"""drivesync: stage Google Drive folders on local disk and push checkpoints back, fast and verified.
+
+The public API, and nothing else::
+
+    import drivesync
+    result = drivesync.pull("deeplearning/", "/content/deeplearning")
+    drivesync.push("checkpoints/", "run42/checkpoints")
+    with drivesync.watch("checkpoints/", "run42/checkpoints"):
+        train()
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "pull": "drivesync.pull",
+    "PullResult": "drivesync.pull",
+    "push": "drivesync.push",
+    "PushResult": "drivesync.push",
+    "watch": "drivesync.watch",
+    "Settings": "drivesync.config",
+    "DrivesyncError": "drivesync.errors",
+    "DriveError": "drivesync.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # Imported on first use so that `import drivesync` stays cheap and a CLI command loads only what it needs.
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'drivesync' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

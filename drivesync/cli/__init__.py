@@ -1,0 +1,70 @@
+"""The command line: argument parsing and printing only. Every command calls the public API.
+
+Each command lives in its own module here with ``register(subparsers)``; ``main`` turns any
+DrivesyncError into one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import DrivesyncError
+
+#: Command modules, in the order `drivesync --help` lists them.
+COMMANDS = ("demo", "pull", "push", "ls", "status", "flush", "whoami", "login", "authorize")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(2, f"drivesync: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="drivesync", description="Fast, verified Google Drive sync for GPU machines.")
+    parser.add_argument("--version", action="version", version=f"drivesync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{_module_for(name)}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(__name__):
+                continue  # command not built yet
+            raise
+        module.register(sub, name)
+    return parser
+
+
+def _module_for(command: str) -> str:
+    return {"flush": "push", "status": "push", "authorize": "login", "whoami": "login", "ls": "pull"}.get(command, command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    verbosity = getattr(args, "verbose", 0) or 0
+    logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING,
+                        format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except DrivesyncError as exc:
+        print(f"drivesync: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("drivesync: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # A local disk problem (full, read-only, permissions): one line, not a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"drivesync: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Drive v3 calls, turned into plain models.
+
+This module owns Drive's URLs, parameters and JSON shapes (files.get/list/create/update, media
+ranges, export, upload sessions) and pagination. It goes through transport.Transport for every byte
+and never decides about retries, concurrency or local files.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Iterable
+
+from .config import Settings
+from .errors import DriveError
+from .transport import Reply, Transport
+
+FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
+GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
+
+FILE_FIELDS = ("id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed,"
+               "shortcutDetails(targetId,targetMimeType),exportLinks")
+LIST_FIELDS = f"nextPageToken,files({FILE_FIELDS})"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    id: str
+    name: str
+    mime_type: str
+    size: int | None = None
+    md5: str | None = None
+    parents: tuple[str, ...] = ()
+    modified_time: str | None = None
+    trashed: bool = False
+    shortcut_target: str | None = None
+    shortcut_target_mime: str | None = None
+    export_links: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.mime_type == FOLDER
+
+    @property
+    def is_shortcut(self) -> bool:
+        return self.mime_type == SHORTCUT
+
+    @property
+    def is_google_doc(self) -> bool:
+        """A Docs editor file: exported, never downloaded as is."""
+        return self.mime_type.startswith(GOOGLE_APPS_PREFIX) and not (self.is_folder or self.is_shortcut)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RemoteFile":
+        sc = d.get("shortcutDetails") or {}
+        size = d.get("size")
+        return cls(
+            id=d["id"], name=d.get("name", ""), mime_type=d.get("mimeType", ""),
+            size=int(size) if size is not None else None, md5=d.get("md5Checksum"),
+            parents=tuple(d.get("parents") or ()), modified_time=d.get("modifiedTime"),
+            trashed=bool(d.get("trashed", False)), shortcut_target=sc.get("targetId"),
+            shortcut_target_mime=sc.get("targetMimeType"), export_links=dict(d.get("exportLinks") or {}),
+        )
+
+
+def quote(value: str) -> str:
+    """A string literal for Drive's q language."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parents_query(folder_ids: Iterable[str]) -> str:
+    ids = " or ".join(f"{quote(i)} in parents" for i in folder_ids)
+    return f"trashed=false and ({ids})"
+
+
+class Drive:
+    """Drive v3 for one account. Methods are coroutines returning models or raw bytes counts."""
+
+    def __init__(self, transport: Transport, settings: Settings):
+        self.t = transport
+        self.settings = settings
+        self.api = settings.metadata_url
+        self.upload_api = settings.upload_url
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    async def get(self, file_id: str, fields: str = FILE_FIELDS) -> RemoteFile:
+        reply = await self.t.request("GET", f"{self.api}/files/{file_id}",
+                                     params={"fields": fields, "supportsAllDrives": True}, what=f"id:{file_id}")
+        return RemoteFile.from_json(reply.json())
+
+    async def list_pages(self, q: str, *, fields: str = LIST_FIELDS, page_size: int = 1000,
+                         order_by: str | None = None) -> AsyncIterator[list[RemoteFile]]:
+        token = None
+        while True:
+            reply = await self.t.request("GET", f"{self.api}/files", params={
+                "q": q, "fields": fields, "pageSize": page_size, "pageToken": token, "orderBy": order_by,
+                "supportsAllDrives": True, "includeItemsFromAllDrives": True, "spaces": "drive",
+            }, what="files.list")
+            data = reply.json()
+            yield [RemoteFile.from_json(f) for f in data.get("files", [])]
+            token = data.get("nextPageToken")
+            if not token:
+                return
+
+    async def list(self, q: str, **kwargs) -> list[RemoteFile]:
+        out: list[RemoteFile] = []
+        async for page in self.list_pages(q, **kwargs):
+            out.extend(page)
+        return out
+
+    async def about(self, fields: str = "user(displayName,emailAddress),storageQuota") -> dict:
+        return (await self.t.request("GET", f"{self.api}/about", params={"fields": fields})).json()
+
+    async def create_folder(self, name: str, parent_id: str) -> RemoteFile:
+        reply = await self.t.request("POST", f"{self.api}/files", params={"fields": FILE_FIELDS, "supportsAllDrives": True},
+                                     json={"name": name, "mimeType": FOLDER, "parents": [parent_id]},
+                                     write=True, what=f"create folder {name}")
+        return RemoteFile.from_json(reply.json())
+
+    async def update(self, file_id: str, metadata: dict | None = None, *, add_parents: str | None = None,
+                     remove_parents: str | None = None) -> RemoteFile:
+        reply = await self.t.request("PATCH", f"{self.api}/files/{file_id}", params={
+            "fields": FILE_FIELDS, "addParents": add_parents, "removeParents": remove_parents,
+            "supportsAllDrives": True}, json=metadata or {}, write=True, what=f"update id:{file_id}")
+        return RemoteFile.from_json(reply.json())
+
+    async def trash(self, file_id: str) -> RemoteFile:
+        return await self.update(file_id, {"trashed": True})
+
+    async def delete(self, file_id: str) -> None:
+        await self.t.request("DELETE", f"{self.api}/files/{file_id}", params={"supportsAllDrives": True},
+                             ok=(204, 200), write=True, what=f"delete id:{file_id}")
+
+    # -- media ----------------------------------------------------------------------------------
+
+    def media(self, file_id: str, start: int | None = None, end: int | None = None):
+        """A streaming GET of a file's content (bytes start..end inclusive), as a context manager
+        yielding the response: 200 (whole body), 206 (the range) or 416 (empty file)."""
+        headers = {}
+        if start is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return self.t.stream("GET", f"{self.api}/files/{file_id}", params={"alt": "media", "supportsAllDrives": True},
+                             headers=headers, ok=(200, 206, 416), what=f"download id:{file_id}")
+
+    def export(self, file_id: str, mime_type: str):
+        return self.t.stream("GET", f"{self.api}/files/{file_id}/export", params={"mimeType": mime_type},
+                             what=f"export id:{file_id}")
+
+    # -- uploads --------------------------------------------------------------------------------
+
+    async def upload_multipart(self, metadata: dict, content: bytes, *, file_id: str | None = None,
+                               mime_type: str = "application/octet-stream") -> RemoteFile:
+        boundary = "drivesync-" + uuid.uuid4().hex
+        body = b"".join([
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(metadata).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {mime_type}\r\n\r\n".encode(),
+            content,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ])
+        url = f"{self.upload_api}/files" + (f"/{file_id}" if file_id else "")
+        reply = await self.t.request("PATCH" if file_id else "POST", url, params={
+            "uploadType": "multipart", "fields": FILE_FIELDS, "supportsAllDrives": True},
+            headers={"Content-Type": f"multipart/related; boundary={boundary}"}, data=body, write=True,
+            what=f"upload {metadata.get('name', file_id)}")
+        return RemoteFile.from_json(reply.json())
+
+    async def start_resumable(self, metadata: dict, size: int, *, file_id: str | None = None,
+                              mime_type: str = "application/octet-stream") -> str:
+        """Open a resumable upload session; returns the session URI (treat it as a secret-ish capability)."""
+        url = f"{self.upload_api}/files" + (f"/{file_id}" if file_id else "")
+        reply = await self.t.request("PATCH" if file_id else "POST", url, params={
+            "uploadType": "resumable", "fields": FILE_FIELDS, "supportsAllDrives": True},
+            headers={"X-Upload-Content-Type": mime_type, "X-Upload-Content-Length": str(size)},
+            json=metadata, write=True, what=f"start upload {metadata.get('name', file_id)}")
+        location = reply.headers.get("Location")
+        if not location:
+            raise DriveError(reply.status, "noSessionUri", "Drive did not return an upload session URI")
+        return location
+
+    async def send_chunk(self, session_uri: str, start: int, data: bytes, total: int | None) -> Reply:
+        """PUT one chunk; returns the raw reply (308 with Range, or 200/201 with the File)."""
+        end = start + len(data) - 1
+        total_s = "*" if total is None else str(total)
+        content_range = f"bytes {start}-{end}/{total_s}" if data else f"bytes */{total_s}"
+        return await self.t.request("PUT", session_uri, headers={"Content-Range": content_range}, data=data,
+                                    ok=(200, 201, 308), what="upload chunk")
+
+    async def query_session(self, session_uri: str, total: int) -> Reply:
+        """Ask Drive how much of a session it has committed (308 + Range), or get the finished File."""
+        return await self.t.request("PUT", session_uri, headers={"Content-Range": f"bytes */{total}"}, data=b"",
+                                    ok=(200, 201, 308), what="upload status")
+
+
+_RANGE_RE = re.compile(r"bytes=(\d+)-(\d+)")
+
+
+def committed_offset(reply: Reply) -> int:
+    """The number of bytes Drive has committed, from a 308's Range header (none = 0)."""
+    value = reply.headers.get("Range")
+    if not value:
+        return 0
+    m = _RANGE_RE.match(value.strip())
+    return int(m.group(2)) + 1 if m else 0

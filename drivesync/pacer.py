@@ -1,0 +1,76 @@
+"""Request pacing and backoff: how long to wait before the next request.
+
+The arithmetic is pure (``TokenBucket.take`` and ``backoff_delay`` take the clock and the dice as
+arguments, so tests use a fake clock); ``Pacer`` is the thin async loop around it. This module never
+sends a request and never decides whether an error is worth retrying (errors.classify does).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class TokenBucket:
+    """``rate`` tokens per second, holding at most ``burst``. Starts full."""
+
+    rate: float
+    burst: float
+    tokens: float | None = None
+    stamp: float | None = None
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """Reserve ``cost`` tokens at time ``now``; return the seconds to wait before using them.
+
+        The reservation is made at once (tokens may go negative), so concurrent callers queue up
+        fairly instead of all waking at the same moment.
+        """
+        if self.tokens is None or self.stamp is None:
+            self.tokens, self.stamp = float(self.burst), now
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= cost
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def slow_down(self, now: float, seconds: float) -> None:
+        """After a rate-limit answer: spend the bucket so nobody sends for ``seconds``."""
+        self.take(now, 0)
+        self.tokens = min(self.tokens or 0.0, -seconds * self.rate)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, retry_after: float | None = None) -> float:
+    """Truncated exponential backoff: min(cap, base * 2**attempt) plus ``jitter`` seconds (0..1 drawn by
+    the caller). A server's Retry-After wins when it asks for longer."""
+    delay = min(cap, base * (2 ** attempt)) + jitter
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class Pacer:
+    """Paces all requests of one account: a bucket for every request and one for writes."""
+
+    def __init__(self, tps: float, write_tps: float, *, burst: int = 20, write_burst: int = 3,
+                 clock=time.monotonic, sleep=asyncio.sleep, rng: random.Random | None = None):
+        self.requests = TokenBucket(tps, burst)
+        self.writes = TokenBucket(write_tps, write_burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def wait(self, *, write: bool = False) -> None:
+        now = self._clock()
+        delay = self.requests.take(now)
+        if write:
+            delay = max(delay, self.writes.take(now))
+        if delay > 0:
+            await self._sleep(delay)
+
+    def jitter(self) -> float:
+        return self._rng.random()
+
+    def rate_limited(self, seconds: float) -> None:
+        """Everyone pauses after a 403/429 rate-limit answer, not just the request that got it."""
+        self.requests.slow_down(self._clock(), seconds)
