@@ -149,6 +149,10 @@ class _Half(asyncio.Protocol):
         self.transport: Any = None
         self.peer: _Half | None = None
         self._closed = False
+        # Bytes for our transport that arrived before it was ready (during the TLS upgrade the
+        # decrypted request can reach the client side before `start_tls` returns).
+        self.ready = True
+        self._pending: list[bytes] = []
 
     # Flow control: our transport's write buffer is full -> stop reading from the peer.
     def pause_writing(self) -> None:
@@ -163,10 +167,19 @@ class _Half(asyncio.Protocol):
 
     def _forward(self, data: bytes) -> None:
         p = self.peer
+        if p is not None and not p.ready:
+            p._pending.append(data)
+            return
         if p is None or p.transport is None or p.transport.is_closing():
             self.close()
             return
         p.transport.write(data)
+
+    def _set_ready(self) -> None:
+        self.ready = True
+        pending, self._pending = self._pending, []
+        for data in pending:
+            self.transport.write(data)
 
     def close(self) -> None:
         if self._closed:
@@ -307,6 +320,11 @@ class _Client(_Half):
         self.peer = upstream
         raw = self.transport
         raw.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        # From here on, what the client sends (decrypted) goes straight to the emulator, even if
+        # it arrives before start_tls() returns; answers wait in _pending until the TLS transport
+        # is ours.
+        self._tunnel = True
+        self.ready = False
         try:
             tls = await loop.start_tls(raw, self, self.proxy.ssl_ctx, server_side=True)
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
@@ -323,8 +341,8 @@ class _Client(_Half):
         self.transport = tls
         self.proxy._track(tls)
         tls.set_write_buffer_limits(high=_WRITE_HIGH, low=_WRITE_LOW)
-        self._tunnel = True
         self.proxy.connections += 1
+        self._set_ready()
 
 
 async def start_proxy(
