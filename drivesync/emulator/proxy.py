@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
+import tempfile
 from typing import Any, Iterable
 
 from .tls import GOOGLE_HOSTS, ensure_ca, leaf_context
@@ -350,16 +352,19 @@ async def start_proxy(
     upstream_port: int,
     host: str = "127.0.0.1",
     port: int = 0,
-    ca_dir: str = ".",
+    ca_dir: str | None = None,
     *,
     extra_hosts: Iterable[str] = (),
 ) -> tuple[ProxyServer, int, str]:
     """Start the intercepting proxy on `host:port` (0 = a free port) in the running loop.
 
     Returns `(server, bound_port, ca_cert_path)`. `server.close()` stops listening and drops live
-    tunnels. `extra_hosts` adds hostnames to intercept (and to the leaf certificate).
+    tunnels. `extra_hosts` adds hostnames to intercept (and to the leaf certificate). `ca_dir`
+    holds the CA (created once, reused); default: a per-user directory under the temp dir.
     """
     loop = asyncio.get_running_loop()
+    if ca_dir is None:
+        ca_dir = os.path.join(tempfile.gettempdir(), f"drivesync-emulator-ca-{os.getuid()}")
     ca_cert, _ = ensure_ca(ca_dir)
     extra = tuple(h.lower().rstrip(".") for h in extra_hosts)
     ctx = leaf_context(ca_dir, extra)

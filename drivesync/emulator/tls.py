@@ -11,7 +11,9 @@ Nothing here touches the system trust store: the client is given the CA file exp
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import hashlib
 import ipaddress
 import os
@@ -39,7 +41,19 @@ GOOGLE_HOSTS: tuple[str, ...] = (
 
 _VALIDITY = _dt.timedelta(days=365)
 _BACKDATE = _dt.timedelta(days=1)
-_lock = threading.Lock()
+_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _dir_lock(d: Path):
+    """Serialise CA/leaf creation across threads and processes sharing `d`."""
+    with _lock:
+        fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 def _now() -> _dt.datetime:
@@ -100,7 +114,7 @@ def ensure_ca(ca_dir: str | os.PathLike[str]) -> tuple[str, str]:
     d = Path(ca_dir)
     d.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = d / CA_CERT_NAME, d / CA_KEY_NAME
-    with _lock:
+    with _dir_lock(d):
         if _ca_is_usable(cert_path, key_path):
             if key_path.stat().st_mode & 0o077:
                 os.chmod(key_path, 0o600)
@@ -179,7 +193,7 @@ def _leaf_files(ca_dir: Path, hostnames: Iterable[str]) -> tuple[Path, Path]:
     ).hexdigest()[:16]
     chain_file = ca_dir / f"leaf-{tag}.pem"
     leaf_key_file = ca_dir / f"leaf-{tag}-key.pem"
-    with _lock:
+    with _dir_lock(ca_dir):
         if chain_file.is_file() and leaf_key_file.is_file():
             try:
                 leaf = x509.load_pem_x509_certificate(chain_file.read_bytes())
