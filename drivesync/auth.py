@@ -1,19 +1,30 @@
 """Where credentials come from, and keeping one valid access token for many concurrent requests.
 
-This module owns choosing credentials and refreshing them: one refresh at a time however many
-transfers are waiting (no stampede), ahead of expiry, and once more after a 401. It never prints or
-logs a token, and never lets one into an exception message.
+This module owns choosing credentials (in the documented order: ``--credentials FILE``, application
+default credentials, Colab's own sign-in, the token saved by ``drivesync login``), the token file
+(written 0600, never chmod-ed afterwards) and refreshing: one refresh at a time however many transfers
+are waiting (no stampede), ahead of expiry, and once more after a 401.
+
+It never prints or logs a token or a secret, and never lets one into an exception message: messages
+from google-auth are rebuilt from the error code and scrubbed of every secret the credentials hold.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as _dt
 import json
+import logging
 import os
+import re
+import sys
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import AuthError
+
+log = logging.getLogger("drivesync.auth")
 
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
 SCOPES = {
@@ -24,7 +35,81 @@ SCOPES = {
 
 #: Refresh this long before expiry, or after 3/4 of a token's lifetime when lifetimes are short.
 REFRESH_MARGIN_S = 120.0
+#: Tries of one refresh when the token endpoint cannot be reached or answers a retryable error (5xx).
+REFRESH_TRIES = 3
 
+#: Name of the token file ``drivesync login`` writes inside the config dir.
+TOKEN_FILE_NAME = "token.json"
+#: Marker key in a token file written by ``drivesync login`` (google-auth ignores it).
+LOGIN_MARKER = "drivesync_login"
+
+
+# -- where things live --------------------------------------------------------------------------
+
+def config_dir() -> Path:
+    """``$DRIVESYNC_CONFIG_DIR``, else the platform's per-user config directory + ``drivesync``."""
+    explicit = os.environ.get("DRIVESYNC_CONFIG_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "drivesync"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "drivesync"
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".config"
+    return base / "drivesync"
+
+
+def token_path() -> Path:
+    """Where ``drivesync login`` saves its token (and where find_credentials looks last)."""
+    return config_dir() / TOKEN_FILE_NAME
+
+
+def write_private_file(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (0600 from creation on).
+
+    The file is created under a temporary name with ``os.open(..., 0o600)``, synced and renamed, so
+    there is never a moment when a secret sits in a file others can read, nor a half-written token file.
+    """
+    path = Path(path)
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise AuthError(f"cannot create {parent}: {exc.strerror or exc}") from None
+    tmp = parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except OSError as exc:
+        raise AuthError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise AuthError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def save_token(info: dict, path: str | os.PathLike | None = None) -> Path:
+    """Save a login's authorized-user token (refresh token + client) to ``path`` (default: token_path())."""
+    record = {k: v for k, v in info.items() if k not in ("token", "access_token", "expiry")}
+    record.setdefault("type", "authorized_user")
+    record.setdefault(LOGIN_MARKER, 1)
+    return write_private_file(path or token_path(), (json.dumps(record, indent=2) + "\n").encode())
+
+
+# -- choosing credentials -----------------------------------------------------------------------
 
 @dataclass
 class Chosen:
@@ -32,21 +117,49 @@ class Chosen:
 
     credentials: object
     source: str
+    #: What to run when these credentials are rejected for good (one short sentence).
+    remedy: str = ""
 
 
-def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject: str | None = None) -> Chosen:
+def scope_urls(scopes) -> list[str]:
+    """``['drive.readonly']`` or full URLs -> full scope URLs; an unknown short name is a usage error."""
+    out = []
+    for s in scopes or ["drive"]:
+        if s.startswith("https://"):
+            out.append(s)
+        elif s in SCOPES:
+            out.append(SCOPES[s])
+        else:
+            raise AuthError(f"unknown scope {s!r} (use one of: {', '.join(SCOPES)})")
+    return out
+
+
+def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject: str | None = None,
+                          origin: str = "") -> Chosen:
     """An authorized-user JSON, a service-account key, or a token file written by ``drivesync login``."""
-    scopes = scopes or [DRIVE_SCOPE]
+    scopes = scope_urls(scopes)
     try:
         with open(path, encoding="utf-8") as fh:
-            info = json.load(fh)
+            text = fh.read()
     except FileNotFoundError:
         raise AuthError(f"credentials file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise AuthError(f"credentials file {path} is not valid JSON ({type(exc).__name__})") from None
+    except IsADirectoryError:
+        raise AuthError(f"credentials file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise AuthError(f"credentials file {path} is not a JSON text file") from None
+    except OSError as exc:
+        raise AuthError(f"cannot read credentials file {path}: {exc.strerror or exc}") from None
+    try:
+        info = json.loads(text)
+    except ValueError:
+        # Never quote the content: it may be a secret.
+        raise AuthError(f"credentials file {path} is not valid JSON") from None
     if not isinstance(info, dict):
         raise AuthError(f"credentials file {path} is not a JSON object")
     kind = info.get("type", "authorized_user")
+    if "installed" in info or "web" in info:
+        raise AuthError(f"{path} is an OAuth client file, not credentials: use it as "
+                        f"'drivesync login --client-secrets {path}'")
     try:
         if kind == "service_account":
             from google.oauth2 import service_account
@@ -55,16 +168,50 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
             if subject:
                 creds = creds.with_subject(subject)
             who = info.get("client_email", "?")
-            return Chosen(creds, f"service account {who} from {path}" + (f" as {subject}" if subject else ""))
+            return Chosen(creds, f"service account {who} from {path}" + (f" acting as {subject}" if subject else ""),
+                          remedy=f"check that the key in {path} still exists"
+                                 + (" and that domain-wide delegation allows these scopes" if subject else ""))
         if kind == "authorized_user":
             from google.oauth2.credentials import Credentials
 
+            if subject:
+                raise AuthError("--impersonate needs a service-account key (domain-wide delegation); "
+                                f"{path} holds user credentials")
+            if not isinstance(info.get("refresh_token"), str) and not info.get("token"):
+                raise ValueError("no refresh_token")
             creds = Credentials.from_authorized_user_info(info, scopes=info.get("scopes") or None)
-            return Chosen(creds, f"user credentials from {path}")
-    except (ValueError, KeyError) as exc:
-        # google-auth names the missing field; it never echoes secret values.
-        raise AuthError(f"credentials file {path} is malformed: {exc}") from None
+            by_login = LOGIN_MARKER in info
+            label = origin or ("drivesync login token" if by_login else "user credentials")
+            remedy = ("sign in again with 'drivesync login'" if by_login
+                      else f"replace {path} with fresh credentials or sign in with 'drivesync login'")
+            return Chosen(creds, f"{label} from {path}", remedy=remedy)
+    except (ValueError, KeyError, TypeError) as exc:
+        # google-auth names the missing field; it never echoes secret values. Keep only its first words.
+        reason = _first_line(str(exc)) if not _looks_secret(str(exc), info) else type(exc).__name__
+        raise AuthError(f"credentials file {path} is malformed: {reason}") from None
     raise AuthError(f"credentials file {path} has unsupported type {kind!r}")
+
+
+def _looks_secret(text: str, info: dict) -> bool:
+    return any(isinstance(v, str) and len(v) >= 8 and v in text for v in _secret_values(info))
+
+
+def _secret_values(info: dict) -> list[str]:
+    keys = ("refresh_token", "client_secret", "private_key", "private_key_id", "token", "access_token")
+    return [info[k] for k in keys if isinstance(info.get(k), str) and info[k]]
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    return (text.strip().splitlines() or [""])[0][:limit]
+
+
+def _in_colab() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def application_default(scopes: list[str] | None = None) -> Chosen | None:
@@ -73,25 +220,108 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
     from google.auth.exceptions import DefaultCredentialsError
 
     try:
-        creds, project = google.auth.default(scopes=scopes or [DRIVE_SCOPE])
-    except DefaultCredentialsError:
+        creds, _project = google.auth.default(scopes=scope_urls(scopes))
+    except DefaultCredentialsError as exc:
+        where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if where:
+            # The user pointed at a file and it is unusable: say so rather than silently falling through.
+            reason = "not found" if not os.path.exists(where) else "not usable as credentials"
+            raise AuthError(f"GOOGLE_APPLICATION_CREDENTIALS={where} is {reason}") from None
+        log.debug("no application default credentials (%s)", type(exc).__name__)
+        return None
+    if not _drive_scoped_vm(creds):
+        log.info("credentials: skipping the VM's service account (its access scopes do not include Drive)")
         return None
     where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    source = f"application default credentials ({where})" if where else "application default credentials"
-    return Chosen(creds, source)
+    kind = type(creds).__module__.rsplit(".", 1)[-1]
+    source = f"application default credentials ({where})" if where else f"application default credentials ({kind})"
+    remedy = (f"replace {where}" if where else "run 'gcloud auth application-default login "
+              "--scopes=https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/cloud-platform'")
+    return Chosen(creds, source, remedy=remedy)
+
+
+def _drive_scoped_vm(creds) -> bool:
+    """A Compute Engine VM's default service account usually lacks Drive scopes; skip it then.
+
+    (Colab serves the signed-in user's token through the same metadata interface; there it is kept.)
+    """
+    try:
+        from google.auth import compute_engine
+    except ImportError:  # pragma: no cover - part of google-auth
+        return True
+    if not isinstance(creds, compute_engine.Credentials) or _in_colab():
+        return True
+    try:
+        from google.auth.compute_engine import _metadata
+
+        info = _metadata.get_service_account_info(_refresh_request())
+        return vm_scopes_allow_drive(info.get("scopes", []))
+    except Exception:  # noqa: BLE001 - metadata unreachable: let the API answer decide
+        return True
+
+
+def vm_scopes_allow_drive(scopes) -> bool:
+    return any(s in SCOPES.values() for s in scopes or [])
+
+
+def colab_sign_in(scopes: list[str] | None = None) -> Chosen | None:
+    """In Colab with nothing else available: ask the notebook user to sign in, then use ADC."""
+    if not _in_colab():
+        return None
+    try:
+        from google.colab import auth as colab_auth  # type: ignore[import-not-found]
+
+        log.info("credentials: asking Colab to sign you in (google.colab.auth.authenticate_user)")
+        colab_auth.authenticate_user()
+    except Exception as exc:  # noqa: BLE001 - Colab raises its own types; one line is all the user needs
+        raise AuthError(f"Colab sign-in failed ({type(exc).__name__}); run "
+                        "'from google.colab import auth; auth.authenticate_user()' in a cell") from None
+    chosen = application_default(scopes)
+    if chosen is None:
+        return None
+    return Chosen(chosen.credentials, "Colab sign-in (google.colab.auth.authenticate_user)",
+                  remedy="run 'from google.colab import auth; auth.authenticate_user()' again")
+
+
+def saved_login(scopes: list[str] | None = None, *, subject: str | None = None) -> Chosen | None:
+    path = token_path()
+    if not path.exists():
+        return None
+    return load_credentials_file(str(path), scopes, subject=subject)
 
 
 def find_credentials(credentials_file: str | None = None, scopes: list[str] | None = None, *,
                      subject: str | None = None) -> Chosen:
-    """The credentials to use, in the documented order (see README, Credentials)."""
+    """The credentials to use, in the documented order (docs/credentials.md):
+
+    1. ``credentials_file`` (``--credentials``); 2. application default credentials; 3. in Colab,
+    ``google.colab.auth.authenticate_user()``; 4. the token saved by ``drivesync login``.
+    ``subject`` (``--impersonate``) applies to service-account credentials only.
+    """
     if credentials_file:
         return load_credentials_file(credentials_file, scopes, subject=subject)
-    chosen = application_default(scopes)
+    for step in (application_default, colab_sign_in):
+        chosen = step(scopes)
+        if chosen is not None:
+            return _with_subject(chosen, subject)
+    chosen = saved_login(scopes, subject=subject)
     if chosen is not None:
         return chosen
-    raise AuthError("no Google credentials found: pass --credentials FILE or set GOOGLE_APPLICATION_CREDENTIALS "
-                    "(or run 'drivesync login')")
+    raise AuthError("no Google credentials found: run 'drivesync login', pass --credentials FILE, "
+                    "or set GOOGLE_APPLICATION_CREDENTIALS")
 
+
+def _with_subject(chosen: Chosen, subject: str | None) -> Chosen:
+    if not subject:
+        return chosen
+    with_subject = getattr(chosen.credentials, "with_subject", None)
+    if with_subject is None:
+        raise AuthError(f"--impersonate needs a service-account key (domain-wide delegation), "
+                        f"not {chosen.source}")
+    return Chosen(with_subject(subject), f"{chosen.source} acting as {subject}", chosen.remedy)
+
+
+# -- keeping a token fresh ----------------------------------------------------------------------
 
 def _refresh_request():
     import google.auth.transport.requests
@@ -104,16 +334,20 @@ class Authorizer:
 
     ``token()`` refreshes ahead of expiry; ``refresh_after_401(stale)`` refreshes once unless another
     request already did since ``stale`` was handed out. Refreshing runs google-auth in a thread.
+    A refresh that fails for good raises AuthError with one line saying what to run.
     """
 
-    def __init__(self, chosen: Chosen, *, clock=None):
+    def __init__(self, chosen: Chosen, *, clock=None, sleep=time.sleep):
         self.chosen = chosen
         self.credentials = chosen.credentials
         self.refreshes = 0
         self._lock = asyncio.Lock()
         self._thread_lock = threading.Lock()
         self._clock = clock or (lambda: _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None))
+        self._sleep = sleep
         self._issued_at: _dt.datetime | None = None
+        #: Once a refresh has failed for good, every waiter gets the same error (no retry loop).
+        self._failed: AuthError | None = None
 
     def _needs_refresh(self) -> bool:
         creds = self.credentials
@@ -131,16 +365,32 @@ class Authorizer:
         from google.auth.exceptions import RefreshError, TransportError
 
         with self._thread_lock:
-            try:
-                self.credentials.refresh(_refresh_request())
-            except RefreshError as exc:
-                raise AuthError(_refresh_failure_message(exc)) from None
-            except TransportError as exc:
-                raise AuthError(f"could not reach the token endpoint ({type(exc).__name__})") from None
+            if self._failed is not None:
+                raise self._failed
+            for attempt in range(REFRESH_TRIES):
+                try:
+                    self.credentials.refresh(_refresh_request())
+                    break
+                except RefreshError as exc:
+                    if getattr(exc, "retryable", False) and attempt + 1 < REFRESH_TRIES:
+                        self._sleep(2 ** attempt)
+                        continue
+                    self._failed = AuthError(refresh_failure_message(exc, self.chosen))
+                    raise self._failed from None
+                except TransportError as exc:
+                    if attempt + 1 < REFRESH_TRIES:
+                        log.debug("token endpoint unreachable (%s); trying again", type(exc).__name__)
+                        self._sleep(2 ** attempt)
+                        continue
+                    raise AuthError(f"could not reach the token endpoint ({type(exc).__name__}); "
+                                    "check the network and run the command again") from None
             self._issued_at = self._clock()
             self.refreshes += 1
+            log.debug("access token refreshed (%d so far)", self.refreshes)
 
     async def token(self) -> str:
+        if self._failed is not None:
+            raise self._failed
         if self._needs_refresh():
             async with self._lock:
                 if self._needs_refresh():
@@ -154,9 +404,53 @@ class Authorizer:
         return self.credentials.token
 
 
-def _refresh_failure_message(exc: Exception) -> str:
-    text = str(exc.args[0]) if exc.args else type(exc).__name__
-    # google-auth's message is "<error>: <description>"; keep it, it names no secret.
-    first = text.splitlines()[0][:200]
-    return (f"the Google credentials were rejected ({first}); sign in again with 'drivesync login' "
-            "or point --credentials at a valid file")
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def refresh_failure_message(exc: Exception, chosen: Chosen | None = None) -> str:
+    """One secret-free line for a google-auth RefreshError: the OAuth error code, its description
+    (scrubbed of every secret these credentials hold), and what to run."""
+    data = exc.args[1] if len(exc.args) > 1 else None
+    code, description = "", ""
+    if isinstance(data, dict):
+        raw_code = data.get("error")
+        if isinstance(raw_code, str) and _ERROR_CODE.match(raw_code):
+            code = raw_code
+        raw_desc = data.get("error_description")
+        if isinstance(raw_desc, str):
+            description = raw_desc
+    elif exc.args and isinstance(exc.args[0], str) and exc.args[0] and not isinstance(data, str):
+        # google-auth's own messages ("The credentials do not contain the necessary fields ...").
+        description = exc.args[0]
+    description = _scrub(_first_line(description, 160), chosen)
+    what = code or "rejected"
+    if description:
+        what += f": {description}"
+    hint = {
+        "invalid_grant": "the sign-in was revoked or has expired",
+        "invalid_client": "the OAuth client is unknown or its secret is wrong",
+        "unauthorized_client": "this client may not use this grant (for --impersonate: check domain-wide delegation)",
+    }.get(code)
+    remedy = (chosen.remedy if chosen and chosen.remedy else "sign in again with 'drivesync login'")
+    source = f" ({chosen.source})" if chosen else ""
+    return (f"the Google credentials{source} were rejected ({what})"
+            + (f"; {hint}" if hint else "") + f": {remedy}")
+
+
+def _scrub(text: str, chosen: Chosen | None) -> str:
+    secrets_ = _credential_secrets(chosen.credentials) if chosen else []
+    for secret in secrets_:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    # Anything that still looks like a bearer token or a JWT goes too.
+    text = re.sub(r"ya29\.[\w.\-]+|eyJ[\w\-]+\.[\w\-]+\.[\w\-]*|1//[\w\-]+", "[redacted]", text)
+    return text
+
+
+def _credential_secrets(creds) -> list[str]:
+    out = []
+    for attr in ("token", "refresh_token", "client_secret", "_refresh_token", "_client_secret"):
+        value = getattr(creds, attr, None)
+        if isinstance(value, str):
+            out.append(value)
+    return out
