@@ -341,7 +341,8 @@ class Authorizer:
         self.chosen = chosen
         self.credentials = chosen.credentials
         self.refreshes = 0
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop = None
         self._thread_lock = threading.Lock()
         self._clock = clock or (lambda: _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None))
         self._sleep = sleep
@@ -388,17 +389,25 @@ class Authorizer:
             self.refreshes += 1
             log.debug("access token refreshed (%d so far)", self.refreshes)
 
+    def _loop_lock(self) -> asyncio.Lock:
+        # One asyncio lock per event loop, so one Authorizer survives several asyncio.run() calls
+        # (the library API runs one per pull/push); the thread lock keeps refreshes single-flight across them.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
     async def token(self) -> str:
         if self._failed is not None:
             raise self._failed
         if self._needs_refresh():
-            async with self._lock:
+            async with self._loop_lock():
                 if self._needs_refresh():
                     await asyncio.to_thread(self._refresh_blocking)
         return self.credentials.token
 
     async def refresh_after_401(self, stale: str) -> str:
-        async with self._lock:
+        async with self._loop_lock():
             if self.credentials.token == stale:
                 await asyncio.to_thread(self._refresh_blocking)
         return self.credentials.token
