@@ -1,0 +1,78 @@
+"""Command line: `python -m drivesync.emulator --data DIR --port PORT --credentials-out FILE [--profile NAME]`.
+
+Owns argument parsing, startup (store, server, optional TLS proxy), the one ready line on stdout, and
+shutdown on SIGTERM/SIGINT. Must never print tokens or anything else on stdout but the ready lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import sys
+
+from .limits import PROFILES, get_profile
+from .server import EmulatorServer
+from .store import Store
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m drivesync.emulator", description="A Google Drive v3 emulator.")
+    p.add_argument("--data", required=True, help="state directory (SQLite metadata + content files)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--credentials-out", help="write an authorized_user credentials file here (mode 0600)")
+    p.add_argument("--profile", default="unthrottled", choices=sorted(PROFILES))
+    p.add_argument("--token-lifetime", type=float, help="access-token lifetime in seconds")
+    p.add_argument("--proxy-port", type=int, help="also start the TLS proxy on this port (0 = free port)")
+    p.add_argument("--ca-out", help="where to copy the proxy's CA certificate")
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.token_lifetime is not None:
+        overrides["token_lifetime_s"] = args.token_lifetime
+    store = Store(args.data)
+    server = EmulatorServer(store, get_profile(args.profile, **overrides))
+    port = await server.start(args.host, args.port)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    url = f"http://{shown}:{port}"
+    if args.credentials_out:
+        server.auth.write_credentials(args.credentials_out, url + "/token")
+    proxy = None
+    if args.proxy_port is not None:
+        from .proxy import start_proxy
+
+        ca_dir = os.path.join(args.data, "proxy-ca")
+        os.makedirs(ca_dir, exist_ok=True)
+        proxy, pport, ca = await start_proxy("127.0.0.1", port, "127.0.0.1", args.proxy_port, ca_dir)
+        if args.ca_out and os.path.abspath(args.ca_out) != os.path.abspath(ca):
+            shutil.copyfile(ca, args.ca_out)
+            ca = args.ca_out
+    print(f"drivesync emulator listening on {url}", flush=True)
+    if proxy is not None:
+        print(f"drivesync emulator proxy on http://127.0.0.1:{pport} (CA: {ca})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await stop.wait()
+    if proxy is not None:
+        proxy.close()
+    await server.stop()
+    store.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    return asyncio.run(amain(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,884 @@
+"""The HTTP face of the emulator: an aiohttp application with Drive v3's URLs, parameters and answers.
+
+Owns routing, the order of checks every Drive call goes through (latency, bearer token, request quota,
+write rate, injected 5xx), media downloads (Range, 206/416, sendfile when nothing throttles, paced
+pread otherwise, cut connections), files/about/changes/batch JSON answers, the OAuth endpoints, the
+admin endpoints under /_emulator/, and the request statistics.
+Absolute URLs are built from the request's Host header (https for *.googleapis.com, which is what the
+TLS proxy forwards). Must never log tokens or request bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import os
+import secrets
+import weakref
+from collections import Counter
+from email.parser import BytesParser
+from email.policy import HTTP as HTTP_POLICY
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import web
+from multidict import CIMultiDict, MultiDict
+
+from . import errors, exports, fields as fieldsel, query as qlang
+from .auth import Auth, OAuthError
+from .limits import Limits, Profile, TokenBucket
+from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, now_ms, rfc3339, to_ms
+from .uploads import Uploads, check_writable, parse_json_body
+
+JSON_TYPE = "application/json; charset=UTF-8"
+SEND_CHUNK = 1024 * 1024
+MAX_BATCH = 100
+
+
+class Stats:
+    """Request counters. Kinds: metadata, media, export, upload, batch, token, auth."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_kind: Counter = Counter()
+        self.by_status: Counter = Counter()
+        self.by_reason: Counter = Counter()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.token_grants = 0
+        self.rate_limited = 0
+        self.write_limited = 0
+        self.injected_errors = 0
+        self.cut_connections = 0
+
+    def snapshot(self) -> dict:
+        return {
+            "requests": self.requests,
+            "by_kind": dict(self.by_kind),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_reason": dict(self.by_reason),
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "token_grants": self.token_grants,
+            "rate_limited": self.rate_limited,
+            "write_limited": self.write_limited,
+            "injected_errors": self.injected_errors,
+            "cut_connections": self.cut_connections,
+        }
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_fields(text: str | None, schema: str, default_key: str):
+    default = {
+        "file": fieldsel.FILE_DEFAULT,
+        "list": fieldsel.FILE_LIST_DEFAULT,
+        "changes": fieldsel.CHANGE_LIST_DEFAULT,
+        "none": None,
+    }[default_key]
+    try:
+        return fieldsel.compile(text, schema, default)
+    except fieldsel.FieldsError as e:
+        raise errors.invalid_fields(e.selection) from None
+
+
+def compile_fields(text: str | None, schema: str, default_key: str):
+    return _compile_fields(text, schema, default_key)
+
+
+def parse_range(header: str, size: int):
+    """None (ignore the header: serve 200), "unsatisfiable", or (start, end) inclusive."""
+    h = header.strip()
+    if not h.startswith("bytes="):
+        return None
+    spec = h[6:].strip()
+    if "," in spec:
+        return None  # multiple ranges: Drive answers the whole body
+    if "-" not in spec:
+        return None
+    a, b = spec.split("-", 1)
+    a, b = a.strip(), b.strip()
+    try:
+        if a == "":
+            if not b:
+                return None
+            n = int(b)
+            if n <= 0 or size == 0:
+                return "unsatisfiable"
+            return max(0, size - n), size - 1
+        start = int(a)
+        end = int(b) if b else size - 1
+    except ValueError:
+        return None
+    if end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+def _bool(v: str | None, default: bool = False) -> bool:
+    if v is None:
+        return default
+    return v.lower() in ("true", "1", "yes")
+
+
+class EmulatorServer:
+    """One emulator: a store, live limits, auth, stats, and the aiohttp application serving them."""
+
+    def __init__(self, store: Store, profile: Profile):
+        self.store = store
+        self.limits = Limits(profile)
+        self.auth = Auth(store, lambda: self.limits.profile.token_lifetime_s)
+        self.stats = Stats()
+        self.uploads = Uploads(self)
+        self._conn_buckets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self.app = web.Application(client_max_size=256 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.host: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        sock = site._server.sockets[0]  # the bound port when port=0
+        self.host, self.port = host, sock.getsockname()[1]
+        self.store.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+        return self.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @property
+    def url(self) -> str:
+        return self.store.public_url
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def base_url(request: web.Request) -> str:
+        host = request.host or "127.0.0.1"
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+        scheme = "https" if name.endswith("googleapis.com") else "http"
+        return f"{scheme}://{host}"
+
+    def token_uris(self, request: web.Request) -> set[str]:
+        base = self.base_url(request)
+        own = {f"{base}/token", f"{base}/o/oauth2/token", f"{base}/oauth2/v4/token", f"{self.url}/token",
+               f"{self.url}/o/oauth2/token"}
+        from .auth import GOOGLE_TOKEN_URIS
+
+        return own | GOOGLE_TOKEN_URIS
+
+    def json_response(self, obj, status: int = 200, headers: dict | None = None) -> web.Response:
+        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        self.stats.bytes_sent += len(body)
+        h = {"Content-Type": JSON_TYPE, "Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"}
+        if headers:
+            h.update(headers)
+        return web.Response(body=body, status=status, headers=h)
+
+    def error_response(self, e: errors.DriveError) -> web.Response:
+        self.stats.by_reason[e.reason] += 1
+        return self.json_response(e.body(), status=e.code, headers=e.headers)
+
+    def file_json(self, request, row: dict, fields_text: str | None) -> dict:
+        sel = compile_fields(fields_text, "File", "file")
+        return fieldsel.apply(self.store.resource(row, self.base_url(request)), sel)
+
+    def file_response(self, request, row: dict, fields_text: str | None, status: int = 200) -> web.Response:
+        return self.json_response(self.file_json(request, row, fields_text), status=status)
+
+    def _connection_bucket(self, request: web.Request, key: str, rate, burst) -> TokenBucket | None:
+        if not rate:
+            return None
+        transport = request.transport
+        try:
+            per = self._conn_buckets.setdefault(transport, {})
+        except TypeError:
+            per = {}
+        b = per.get(key)
+        if b is None or b.rate != rate or b.burst != burst:
+            b = per[key] = TokenBucket(rate, burst)
+        return b
+
+    def download_buckets(self, request: web.Request) -> list[TokenBucket]:
+        p = self.limits.profile
+        out = [
+            self._connection_bucket(request, "down", p.download_bps_per_connection, p.download_burst_per_connection),
+            self.limits.bucket("download_total"),
+        ]
+        return [b for b in out if b is not None]
+
+    def upload_buckets(self, request: web.Request) -> list[TokenBucket]:
+        p = self.limits.profile
+        out = [
+            self._connection_bucket(request, "up", p.upload_bps_per_connection, p.upload_burst_per_connection),
+            self.limits.bucket("upload_total"),
+        ]
+        return [b for b in out if b is not None]
+
+    def _rate_limited(self) -> errors.DriveError:
+        p = self.limits.profile
+        if self.limits.rate_limit_is_429():
+            return errors.rate_limit_429(p.retry_after_s)
+        return errors.user_rate_limit(p.retry_after_s)
+
+    def admit_write(self) -> None:
+        if not self.limits.admit_write():
+            self.stats.write_limited += 1
+            p = self.limits.profile
+            if self.limits.rate_limit_is_429():
+                raise errors.rate_limit_429(p.retry_after_s)
+            raise errors.rate_limit_403(p.retry_after_s)
+
+    def _bearer(self, headers, query) -> str | None:
+        h = headers.get("Authorization")
+        if h:
+            parts = h.split(None, 1)
+            if len(parts) == 2 and parts[0].lower() in ("bearer", "oauth"):
+                return parts[1].strip()
+            return None
+        return query.get("access_token") or query.get("oauth_token")
+
+    def admit_call(self, headers, query) -> None:
+        """Checks every Drive call passes, in Drive's order: credentials, quota, then random backend errors."""
+        if not self.auth.check(self._bearer(headers, query)):
+            raise errors.auth_error()
+        if not self.limits.admit_request():
+            self.stats.rate_limited += 1
+            raise self._rate_limited()
+        code = self.limits.injected_error()
+        if code is not None:
+            self.stats.injected_errors += 1
+            raise errors.backend_error(code)
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/_emulator/"):
+            return await self.admin(request, path[len("/_emulator/"):])
+        self.stats.requests += 1
+        kind = "metadata"
+        try:
+            if path in ("/token", "/o/oauth2/token", "/oauth2/v4/token", "/oauth2/v3/token"):
+                kind = "token"
+                resp = await self.token(request)
+            elif path in ("/o/oauth2/auth", "/o/oauth2/v2/auth"):
+                kind = "auth"
+                resp = await self.authorize(request)
+            elif path in ("/revoke", "/o/oauth2/revoke"):
+                kind = "auth"
+                resp = await self.revoke(request)
+            else:
+                kind, resp = await self.drive(request, path)
+        except errors.DriveError as e:
+            resp = self.error_response(e)
+        self.stats.by_kind[kind] += 1
+        self.stats.by_status[resp.status] += 1
+        return resp
+
+    async def drive(self, request: web.Request, path: str):
+        """Drive API calls. Returns (kind, response)."""
+        for prefix in ("/upload/drive/v3/files", "/resumable/upload/drive/v3/files"):
+            if path == prefix or path.startswith(prefix + "/"):
+                rest = path[len(prefix) + 1:]
+                await self._latency(self.limits.profile.metadata_latency_s)
+                self.admit_call(request.headers, request.query)
+                return "upload", await self.uploads.handle(request, rest or None)
+        if path in ("/batch/drive/v3", "/batch"):
+            await self._latency(self.limits.profile.metadata_latency_s)
+            return "batch", await self.batch(request)
+        if path.startswith("/drive/v3/"):
+            rest = path[len("/drive/v3/"):]
+            parts = rest.split("/")
+            q = request.query
+            if (
+                request.method in ("GET", "HEAD")
+                and len(parts) == 2
+                and parts[0] == "files"
+                and q.get("alt") == "media"
+            ):
+                await self._latency(self.limits.profile.media_latency_s)
+                self.admit_call(request.headers, q)
+                return "media", await self.download(request, parts[1])
+            if request.method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "export":
+                await self._latency(self.limits.profile.media_latency_s)
+                self.admit_call(request.headers, q)
+                return "export", await self.export(request, parts[1])
+            await self._latency(self.limits.profile.metadata_latency_s)
+            body = await request.read() if request.body_exists else b""
+            self.admit_call(request.headers, q)
+            status, obj = self.call(request.method, parts, q, body, self.base_url(request))
+            if status == 204:
+                return "metadata", web.Response(status=204)
+            return "metadata", self.json_response(obj, status=status)
+        raise errors.DriveError(404, "notFound", "Not Found")
+
+    @staticmethod
+    async def _latency(seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    # ------------------------------------------------------------------ metadata calls (also used by batch)
+
+    def call(self, method: str, parts: list[str], q, body: bytes, base: str) -> tuple[int, object]:
+        n = len(parts)
+        head = parts[0] if parts else ""
+        if head == "files":
+            if n == 1:
+                if method == "GET":
+                    return 200, self.files_list(q, base)
+                if method == "POST":
+                    self.admit_write()
+                    return 200, self.files_create(q, body, base)
+            elif n == 2:
+                fid = parts[1]
+                if fid == "generateIds" and method == "GET":
+                    return 200, self.generate_ids(q)
+                if fid == "trash" and method == "DELETE":
+                    self.admit_write()
+                    self.store.empty_trash()
+                    return 204, None
+                if method == "GET":
+                    if q.get("alt") == "media":
+                        raise errors.bad_request("alt=media is not allowed here (batch requests cannot download).")
+                    return 200, self._file_get(fid, q, base)
+                if method in ("PATCH", "PUT"):
+                    self.admit_write()
+                    return 200, self.files_update(fid, q, body, base)
+                if method == "DELETE":
+                    self.admit_write()
+                    self.store.delete(fid)
+                    return 204, None
+            elif n == 3 and parts[2] == "copy" and method == "POST":
+                self.admit_write()
+                return 200, self.files_copy(parts[1], q, body, base)
+        elif head == "about" and n == 1 and method == "GET":
+            return 200, self.about(q)
+        elif head == "changes":
+            if n == 1 and method == "GET":
+                return 200, self.changes_list(q, base)
+            if n == 2 and parts[1] == "startPageToken" and method == "GET":
+                sel = compile_fields(q.get("fields"), "StartPageToken", "none")
+                return 200, fieldsel.apply(
+                    {"kind": "drive#startPageToken", "startPageToken": self.store.start_page_token()}, sel
+                )
+        raise errors.DriveError(404, "notFound", "Not Found")
+
+    def _file_get(self, fid: str, q, base: str) -> dict:
+        sel = compile_fields(q.get("fields"), "File", "file")
+        row = self.store.require(fid)
+        return fieldsel.apply(self.store.resource(row, base), sel)
+
+    _ORDER_KEYS = {
+        "name": "name COLLATE NOCASE",
+        "name_natural": "name COLLATE NOCASE",
+        "modifiedTime": "modified_ms",
+        "modifiedByMeTime": "modified_ms",
+        "viewedByMeTime": "modified_ms",
+        "createdTime": "created_ms",
+        "recency": "modified_ms",
+        "sharedWithMeTime": "created_ms",
+        "quotaBytesUsed": "coalesce(size, 0)",
+        "starred": "starred",
+        "folder": f"(mime_type = '{FOLDER}')",
+    }
+
+    def _order_sql(self, order_by: str | None) -> str:
+        if not order_by:
+            return "rowid"
+        out = []
+        for item in order_by.split(","):
+            bits = item.strip().split()
+            if not bits or len(bits) > 2 or bits[0] not in self._ORDER_KEYS:
+                raise errors.invalid_value("orderBy")
+            desc = len(bits) == 2 and bits[1].lower() == "desc"
+            if len(bits) == 2 and bits[1].lower() not in ("asc", "desc"):
+                raise errors.invalid_value("orderBy")
+            # folder sorts folders first by default (as Drive does).
+            if bits[0] == "folder":
+                desc = not desc
+            out.append(self._ORDER_KEYS[bits[0]] + (" DESC" if desc else ""))
+        out.append("rowid")
+        return ", ".join(out)
+
+    def files_list(self, q, base: str) -> dict:
+        sel = compile_fields(q.get("fields"), "FileList", "list")
+        try:
+            node = qlang.parse(q.get("q"))
+        except qlang.QueryError:
+            raise errors.invalid_query() from None
+        where, params = qlang.to_sql(node, root_id=self.store.root_id, user_email=USER_EMAIL)
+        page_size = 100
+        if q.get("pageSize"):
+            try:
+                page_size = int(q["pageSize"])
+            except ValueError:
+                raise errors.invalid_value("pageSize") from None
+            if page_size < 1:
+                raise errors.invalid_value(
+                    "pageSize", f"Invalid value '{page_size}'. Values must be within the range: [1, 1000]"
+                )
+            page_size = min(page_size, 1000)
+        offset = 0
+        token = q.get("pageToken")
+        if token:
+            try:
+                offset = int(base64.urlsafe_b64decode(token.encode() + b"==").decode().split(":", 1)[1])
+            except Exception:
+                raise errors.invalid_value("pageToken") from None
+        order = self._order_sql(q.get("orderBy"))
+        if q.get("spaces") == "appDataFolder" or (q.get("corpora") == "drive" and q.get("driveId")):
+            rows = []
+        else:
+            rows = self.store.query_rows(where, params, order, page_size + 1, offset)
+        out: dict = {"kind": "drive#fileList", "incompleteSearch": False}
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            out["nextPageToken"] = base64.urlsafe_b64encode(f"o:{offset + page_size}".encode()).decode().rstrip("=")
+        files_sel = sel.get("files") if sel is not None and "*" not in sel else None
+        if sel is not None and "files" not in sel and "*" not in sel:
+            files = []
+        else:
+            files = [fieldsel.apply(self.store.resource(r, base), files_sel) for r in rows]
+        out["files"] = files
+        return fieldsel.apply(out, {k: (None if k == "files" else v) for k, v in sel.items()})
+
+    def files_create(self, q, body: bytes, base: str) -> dict:
+        meta = parse_json_body(body)
+        check_writable(meta, update=False)
+        sel = compile_fields(q.get("fields"), "File", "file")
+        parents = meta.get("parents") or []
+        if len(parents) > 1:
+            raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
+        mime = meta.get("mimeType") or "application/octet-stream"
+        target = None
+        if mime == SHORTCUT:
+            tid = (meta.get("shortcutDetails") or {}).get("targetId")
+            if not tid:
+                raise errors.DriveError(400, "required", "A shortcut must have a target.", location="shortcutDetails.targetId")
+            t = self.store.require(tid)
+            target = (t["id"], t["mime_type"])
+        fid = self.store.insert(
+            name=meta.get("name") or "Untitled",
+            mime_type=mime,
+            parent_id=parents[0] if parents else None,
+            file_id=meta.get("id"),
+            created_ms=self._time(meta, "createdTime"),
+            modified_ms=self._time(meta, "modifiedTime"),
+            doc_text="" if mime.startswith(GOOGLE_APPS) and mime not in (FOLDER, SHORTCUT) else None,
+            target=target,
+            description=meta.get("description"),
+            starred=bool(meta.get("starred")),
+            properties=meta.get("properties"),
+            app_properties=meta.get("appProperties"),
+        )
+        return fieldsel.apply(self.store.resource(self.store.row(fid), base), sel)
+
+    @staticmethod
+    def _time(meta: dict, key: str) -> int | None:
+        v = meta.get(key)
+        if v is None:
+            return None
+        try:
+            return to_ms(v)
+        except (TypeError, ValueError):
+            raise errors.invalid_value(key) from None
+
+    def apply_update(self, fid: str, meta: dict, q, **extra) -> dict:
+        """files.update's metadata part, shared with uploads (PATCH with new content). Returns the row."""
+        row = self.store.require(fid)
+        add = [p for p in (q.get("addParents") or "").split(",") if p.strip()]
+        remove = [p for p in (q.get("removeParents") or "").split(",") if p.strip()]
+        new_parent = None
+        if add or remove:
+            current = {row["parent"]} if row["parent"] else set()
+            remove_ids = {self.store.resolve(p.strip()) for p in remove}
+            add_ids = [self.store.resolve(p.strip()) for p in add]
+            for p in add_ids:
+                if self.store.row(p) is None:
+                    raise errors.not_found(p)
+            result = (current - remove_ids) | set(add_ids)
+            if len(result) > 1:
+                raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
+            if not result:
+                raise errors.DriveError(
+                    403, "cannotRemoveParent", "A file must keep one parent: add a new parent when removing the old one."
+                )
+            (only,) = result
+            if only != row["parent"]:
+                new_parent = only
+        changes = dict(
+            name=meta.get("name"),
+            mime_type=meta.get("mimeType"),
+            parent=new_parent,
+            modified_ms=self._time(meta, "modifiedTime"),
+            starred=meta.get("starred"),
+            properties=meta.get("properties"),
+            app_properties=meta.get("appProperties"),
+            trashed=meta.get("trashed"),
+        )
+        if "description" in meta:
+            changes["description"] = meta["description"]
+        changes.update(extra)
+        return self.store.update(fid, **changes)
+
+    def files_update(self, fid: str, q, body: bytes, base: str) -> dict:
+        meta = parse_json_body(body)
+        check_writable(meta, update=True)
+        sel = compile_fields(q.get("fields"), "File", "file")
+        row = self.apply_update(fid, meta, q)
+        return fieldsel.apply(self.store.resource(row, base), sel)
+
+    def files_copy(self, fid: str, q, body: bytes, base: str) -> dict:
+        meta = parse_json_body(body)
+        sel = compile_fields(q.get("fields"), "File", "file")
+        src = self.store.require(fid)
+        if src["mime_type"] == FOLDER:
+            raise errors.DriveError(403, "fileNotCopyable", "This file cannot be copied by the user.")
+        parents = meta.get("parents") or []
+        new = self.store.copy_file(fid, name=meta.get("name"), parent_id=parents[0] if parents else None)
+        if meta.get("modifiedTime") or meta.get("description") is not None:
+            self.store.update(new, modified_ms=self._time(meta, "modifiedTime"), **(
+                {"description": meta["description"]} if "description" in meta else {}))
+        return fieldsel.apply(self.store.resource(self.store.row(new), base), sel)
+
+    def generate_ids(self, q) -> dict:
+        from .store import new_file_id
+
+        try:
+            count = int(q.get("count", "10"))
+        except ValueError:
+            raise errors.invalid_value("count") from None
+        if not 1 <= count <= 1000:
+            raise errors.invalid_value("count")
+        return {"kind": "drive#generatedIds", "space": "drive", "ids": [new_file_id() for _ in range(count)]}
+
+    def about(self, q) -> dict:
+        if not q.get("fields"):
+            raise errors.DriveError(400, "required", "The 'fields' parameter is required for this method.", location="fields")
+        sel = compile_fields(q.get("fields"), "About", "none")
+        usage, trash = self.store.usage()
+        quota = {"usage": str(usage), "usageInDrive": str(usage), "usageInDriveTrash": str(trash)}
+        limit = self.limits.profile.storage_limit_bytes
+        if limit is not None:
+            quota["limit"] = str(limit)
+        about = {
+            "kind": "drive#about",
+            "user": self.store.user(),
+            "storageQuota": quota,
+            "importFormats": {"text/plain": [DOC_KINDS["document"]], "text/csv": [DOC_KINDS["spreadsheet"]]},
+            "exportFormats": {k: list(v) for k, v in exports.FORMATS.items()},
+            "maxImportSizes": {DOC_KINDS["document"]: "10485760", DOC_KINDS["spreadsheet"]: "104857600"},
+            "maxUploadSize": "5497558138880",
+            "appInstalled": False,
+            "folderColorPalette": ["#ac725e", "#d06b64", "#f83a22"],
+            "teamDriveThemes": [],
+            "driveThemes": [],
+            "canCreateDrives": False,
+            "canCreateTeamDrives": False,
+        }
+        return fieldsel.apply(about, sel)
+
+    def changes_list(self, q, base: str) -> dict:
+        sel = compile_fields(q.get("fields"), "ChangeList", "changes")
+        token = q.get("pageToken")
+        if not token:
+            raise errors.DriveError(400, "required", "Required parameter: pageToken", location="pageToken")
+        try:
+            start = int(token)
+        except ValueError:
+            raise errors.invalid_value("pageToken") from None
+        try:
+            size = min(1000, max(1, int(q.get("pageSize", "100"))))
+        except ValueError:
+            raise errors.invalid_value("pageSize") from None
+        include_removed = _bool(q.get("includeRemoved"), True)
+        rows, next_token = self.store.changes_since(start, size)
+        changes = []
+        for c in rows:
+            row = None if c["removed"] else self.store.row(c["file_id"])
+            if row is None and not include_removed:
+                continue
+            ch = {
+                "kind": "drive#change",
+                "changeType": "file",
+                "time": rfc3339(c["time_ms"]),
+                "removed": row is None,
+                "fileId": c["file_id"],
+            }
+            if row is not None:
+                ch["file"] = self.store.resource(row, base)
+            changes.append(ch)
+        out: dict = {"kind": "drive#changeList", "changes": changes}
+        if next_token is not None:
+            out["nextPageToken"] = str(next_token)
+        else:
+            out["newStartPageToken"] = self.store.start_page_token()
+        return fieldsel.apply(out, sel)
+
+    # ------------------------------------------------------------------ media
+
+    async def download(self, request: web.Request, fid: str) -> web.StreamResponse:
+        row = self.store.require(fid)
+        mime = row["mime_type"]
+        if mime.startswith(GOOGLE_APPS):
+            raise errors.file_not_downloadable()
+        if row["abusive"] and not _bool(request.query.get("acknowledgeAbuse")):
+            raise errors.abusive_file()
+        size = row["size"] or 0
+        path = self.store.content_path(row["revision"])
+        status, start, end = 200, 0, size - 1
+        rng = request.headers.get("Range")
+        headers = CIMultiDict({"Content-Type": mime, "Cache-Control": "private, max-age=0"})
+        if row["md5"]:
+            headers["X-Goog-Hash"] = "md5=" + base64.b64encode(bytes.fromhex(row["md5"])).decode()
+        if rng:
+            parsed = parse_range(rng, size)
+            if parsed == "unsatisfiable":
+                e = errors.DriveError(416, "requestedRangeNotSatisfiable", "Request range not satisfiable")
+                r = self.error_response(e)
+                r.headers["Content-Range"] = f"bytes */{size}"
+                return r
+            if parsed is not None:
+                status, (start, end) = 206, parsed
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        count = max(0, end - start + 1)
+        cut = self.limits.cut_after()
+        buckets = self.download_buckets(request)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise errors.backend_error(500) from None
+        with f:
+            resp = web.StreamResponse(status=status, headers=headers)
+            resp.content_length = count
+            await resp.prepare(request)
+            if count == 0:
+                await resp.write_eof()
+                return resp
+            transport = request.transport
+            if not buckets and cut is None and transport is not None and request.method == "GET":
+                loop = asyncio.get_running_loop()
+                try:
+                    await loop.sendfile(transport, f, start, count)
+                    self.stats.bytes_sent += count
+                    await resp.write_eof()
+                    return resp
+                except NotImplementedError:
+                    pass
+            await self._paced_send(request, resp, f.fileno(), start, count, buckets, cut)
+            return resp
+
+    async def _paced_send(self, request, resp, fd: int, start: int, count: int, buckets, cut) -> None:
+        chunk = SEND_CHUNK
+        if buckets:
+            chunk = max(16 * 1024, min(256 * 1024, *(int(b.burst) for b in buckets)))
+        pos, left, sent = start, count, 0
+        while left > 0:
+            n = min(chunk, left)
+            if cut is not None:
+                if sent >= cut:
+                    self.stats.cut_connections += 1
+                    transport = request.transport
+                    if transport is not None:
+                        transport.close()
+                    return
+                n = min(n, cut - sent)
+            if buckets:
+                delay = max(b.reserve(n) for b in buckets)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            data = os.pread(fd, n, pos)
+            if not data:
+                break
+            await resp.write(data)
+            self.stats.bytes_sent += len(data)
+            pos += len(data)
+            left -= len(data)
+            sent += len(data)
+        await resp.write_eof()
+
+    async def export(self, request: web.Request, fid: str) -> web.StreamResponse:
+        row = self.store.require(fid)
+        target = request.query.get("mimeType")
+        if not target:
+            raise errors.DriveError(400, "required", "Required parameter: mimeType", location="mimeType")
+        if not row["mime_type"].startswith(GOOGLE_APPS) or row["mime_type"] in (FOLDER, SHORTCUT):
+            raise errors.DriveError(403, "fileNotExportable", "Export only supports Docs Editors files.")
+        try:
+            data = exports.export(row["mime_type"], row["doc_text"] or "", target)
+        except ValueError:
+            raise errors.DriveError(
+                400, "badRequest", "The requested conversion is not supported.", location="convertTo"
+            ) from None
+        if len(data) > self.limits.profile.export_size_limit_bytes:
+            raise errors.export_too_large()
+        self.stats.bytes_sent += len(data)
+        return web.Response(body=data, headers={"Content-Type": target})
+
+    # ------------------------------------------------------------------ batch
+
+    async def batch(self, request: web.Request) -> web.Response:
+        ctype = request.headers.get("Content-Type", "")
+        body = await request.read()
+        if not ctype.startswith("multipart/"):
+            raise errors.bad_request("Batch requests need a multipart/mixed body.")
+        msg = BytesParser(policy=HTTP_POLICY).parsebytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+        )
+        parts = list(msg.iter_parts()) if msg.is_multipart() else []
+        if len(parts) > MAX_BATCH:
+            raise errors.DriveError(400, "batchSizeTooLarge", f"A batch can hold at most {MAX_BATCH} calls.")
+        boundary = "batch_" + secrets.token_hex(12)
+        out = []
+        for part in parts:
+            cid = part.get("Content-ID", "")
+            inner = part.get_payload(decode=True) or b""
+            status, obj = await self._batch_one(request, inner)
+            text = f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
+            payload = b""
+            if obj is not None:
+                payload = json.dumps(obj).encode()
+                text += f"Content-Type: {JSON_TYPE}\r\nContent-Length: {len(payload)}\r\n"
+            text += "\r\n"
+            rid = cid.strip("<>")
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <response-{rid}>\r\n\r\n".encode()
+                + text.encode()
+                + payload
+                + b"\r\n"
+            )
+        data = b"".join(out) + f"--{boundary}--\r\n".encode()
+        self.stats.bytes_sent += len(data)
+        return web.Response(body=data, headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+
+    async def _batch_one(self, outer: web.Request, raw: bytes) -> tuple[int, object]:
+        head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+        lines = head.decode("utf-8", "replace").split("\n")
+        try:
+            method, target = lines[0].split()[:2]
+        except ValueError:
+            return 400, errors.bad_request("Malformed batch part.").body()
+        headers = CIMultiDict()
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip()] = v.strip()
+        if "Authorization" not in headers and "Authorization" in outer.headers:
+            headers["Authorization"] = outer.headers["Authorization"]
+        u = urlsplit(target)
+        q = MultiDict(parse_qsl(u.query, keep_blank_values=True))
+        path = u.path
+        for prefix in ("/drive/v3/", "drive/v3/"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+                break
+        self.stats.requests += 1
+        self.stats.by_kind["metadata"] += 1
+        try:
+            self.admit_call(headers, q)
+            status, obj = self.call(method.upper(), path.split("/"), q, body.rstrip(b"\n"), self.base_url(outer))
+        except errors.DriveError as e:
+            self.stats.by_reason[e.reason] += 1
+            status, obj = e.code, e.body()
+        self.stats.by_status[status] += 1
+        return status, obj
+
+    # ------------------------------------------------------------------ OAuth endpoints
+
+    async def _form(self, request: web.Request) -> dict:
+        if request.content_type == "application/json":
+            try:
+                data = await request.json()
+                return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            except ValueError:
+                return {}
+        form = await request.post()
+        out = {k: v for k, v in request.query.items()}
+        out.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return out
+
+    def _oauth_error(self, e: OAuthError) -> web.Response:
+        self.stats.by_reason[e.error] += 1
+        return self.json_response(e.body(), status=e.status)
+
+    async def token(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return self._oauth_error(OAuthError(405, "invalid_request", "Token requests must be POSTed."))
+        form = await self._form(request)
+        try:
+            out = self.auth.grant(form, self.token_uris(request))
+        except OAuthError as e:
+            return self._oauth_error(e)
+        self.stats.token_grants += 1
+        return self.json_response(out, headers={"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate",
+                                                "Pragma": "no-cache"})
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        try:
+            location = self.auth.authorize(dict(request.query))
+        except OAuthError as e:
+            return self._oauth_error(e)
+        return web.Response(status=302, headers={"Location": location})
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        form = await self._form(request)
+        tok = form.get("token")
+        if not tok:
+            return self._oauth_error(OAuthError(400, "invalid_request", "Missing required parameter: token"))
+        try:
+            self.auth.revoke(tok)
+        except OAuthError as e:
+            return self._oauth_error(e)
+        return self.json_response({})
+
+    # ------------------------------------------------------------------ admin
+
+    async def admin(self, request: web.Request, what: str) -> web.Response:
+        def ok(obj):
+            return web.json_response(obj)
+
+        if what == "stats" and request.method == "GET":
+            return ok(self.stats.snapshot())
+        if what == "reset-stats" and request.method == "POST":
+            self.stats.reset()
+            return ok({})
+        if what == "configure" and request.method == "POST":
+            try:
+                overrides = await request.json() if request.body_exists else {}
+                profile = self.limits.configure(**overrides)
+            except (TypeError, ValueError) as e:
+                return web.json_response({"error": str(e)}, status=400)
+            return ok(profile.as_dict())
+        if what == "profile" and request.method == "GET":
+            return ok(self.limits.profile.as_dict())
+        if what == "expire-tokens" and request.method == "POST":
+            self.auth.expire_tokens()
+            return ok({})
+        if what == "revoke-refresh-tokens" and request.method == "POST":
+            self.auth.revoke_refresh_tokens()
+            return ok({})
+        if what == "expire-upload-sessions" and request.method == "POST":
+            self.uploads.expire_sessions()
+            return ok({})
+        if what == "info" and request.method == "GET":
+            return ok({"root_id": self.store.root_id, "url": self.url, "data_dir": str(self.store.data_dir)})
+        return web.json_response({"error": "unknown admin endpoint"}, status=404)
+
+
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}

@@ -1,0 +1,224 @@
+"""`Emulator`: the emulator running in-process on a background thread, for tests and benchmarks.
+
+Owns the thread, its event loop and the lifecycle (start on a free port, stop cleanly), and exposes the
+contract of docs/emulator-contract.md: URLs, the credentials file, configure/stats, seeding and reading
+the store, auth controls. Must never share an event loop with the code under test: the server runs on
+its own loop so a blocked client cannot stall it (and vice versa).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from .limits import Profile, get_profile
+from .server import EmulatorServer
+from .store import Store
+
+
+class Emulator:
+    """`with Emulator(data_dir, profile="unthrottled", **overrides) as emu: ...`"""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        profile: str | Profile = "unthrottled",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        proxy: bool = False,
+        proxy_port: int = 0,
+        credentials_path: str | os.PathLike | None = None,
+        **overrides,
+    ):
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="drive-emulator-"))
+        self.profile_start = get_profile(profile, **overrides)
+        self.host = host
+        self.port_requested = port
+        self.proxy = proxy
+        self.proxy_port_requested = proxy_port
+        self.credentials_path = str(credentials_path or self.data_dir / "credentials.json")
+        self.store: Store | None = None
+        self.server: EmulatorServer | None = None
+        self.proxy_url: str | None = None
+        self.ca_cert_path: str | None = None
+        self._proxy_server = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Emulator":
+        self.store = Store(self.data_dir)
+        self.server = EmulatorServer(self.store, self.profile_start)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run():
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def main():
+                self._stopped = asyncio.Event()
+                try:
+                    await self.server.start(self.host, self.port_requested)
+                    if self.proxy:
+                        await self._start_proxy()
+                except BaseException as e:  # report to the starting thread
+                    failure.append(e)
+                    ready.set()
+                    return
+                ready.set()
+                await self._stopped.wait()
+                if self._proxy_server is not None:
+                    self._proxy_server.close()
+                    try:
+                        await asyncio.wait_for(self._proxy_server.wait_closed(), 2)
+                    except Exception:
+                        pass
+                await self.server.stop()
+
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="drive-emulator", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            self._thread.join(5)
+            self.store.close()
+            raise failure[0]
+        self.server.auth.write_credentials(self.credentials_path, self.token_uri)
+        return self
+
+    async def _start_proxy(self) -> None:
+        from .proxy import start_proxy  # written by another engineer; optional
+
+        ca_dir = str(self.data_dir / "proxy-ca")
+        os.makedirs(ca_dir, exist_ok=True)
+        server, port, ca = await start_proxy("127.0.0.1", self.server.port, "127.0.0.1", self.proxy_port_requested, ca_dir)
+        self._proxy_server = server
+        self.proxy_url = f"http://127.0.0.1:{port}"
+        self.ca_cert_path = ca
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(30)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}" if self.host in ("0.0.0.0", "") else f"http://{self.host}:{self.server.port}"
+
+    @property
+    def token_uri(self) -> str:
+        return self.url + "/token"
+
+    @property
+    def root_id(self) -> str:
+        return self.store.root_id
+
+    @property
+    def profile(self) -> Profile:
+        return self.server.limits.profile
+
+    # ------------------------------------------------------------------ limits and stats
+
+    def configure(self, **overrides) -> Profile:
+        return self.server.limits.configure(**overrides)
+
+    def stats(self) -> dict:
+        return self.server.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self.server.stats.reset()
+
+    # ------------------------------------------------------------------ seeding and reading
+
+    def add_folder(self, name: str, parent_id: str | None = None) -> str:
+        return self.store.add_folder(name, parent_id)
+
+    def add_file(self, name: str, data: bytes | None = None, **kw) -> str:
+        return self.store.add_file(name, data, **kw)
+
+    def add_doc(self, name: str, parent_id: str | None = None, kind: str = "document", text: str = "") -> str:
+        return self.store.add_doc(name, parent_id, kind, text)
+
+    def add_shortcut(self, name: str, target_id: str, parent_id: str | None = None) -> str:
+        return self.store.add_shortcut(name, target_id, parent_id)
+
+    def trash(self, file_id: str) -> None:
+        self.store.trash(file_id)
+
+    def delete(self, file_id: str) -> None:
+        self.store.delete(file_id)
+
+    def file(self, file_id: str) -> dict:
+        return self.store.resource(self.store.require(file_id), self.url)
+
+    def content(self, file_id: str) -> bytes:
+        return self.store.content(file_id)
+
+    def children(self, parent_id: str, trashed: bool | None = None) -> list[dict]:
+        return self.store.children(parent_id, trashed)
+
+    def path_id(self, path: str) -> str:
+        return self.store.path_id(path)
+
+    def set_abusive(self, file_id: str, abusive: bool = True) -> None:
+        self.store.set_abusive(file_id, abusive)
+
+    # ------------------------------------------------------------------ auth controls
+
+    def expire_tokens(self) -> None:
+        self.server.auth.expire_tokens()
+
+    def revoke_refresh_tokens(self) -> None:
+        self.server.auth.revoke_refresh_tokens()
+
+    def expire_upload_sessions(self) -> None:
+        self.server.uploads.expire_sessions()
+
+    def write_service_account_key(self, path: str | os.PathLike) -> str:
+        return self.server.auth.write_service_account_key(path, self.token_uri)
+
+    def access_token(self, lifetime_s: float | None = None) -> str:
+        """A fresh bearer token for raw HTTP tests (beyond the contract)."""
+        return self.server.auth.issue_access_token(lifetime_s=lifetime_s)[0]
+
+    def auth_headers(self) -> dict[str, str]:
+        """{"Authorization": "Bearer <fresh token>"} (beyond the contract)."""
+        return {"Authorization": f"Bearer {self.access_token()}"}
+
+    def write_credentials(self, path: str | os.PathLike) -> str:
+        """Write another authorized_user file (e.g. after revoke_refresh_tokens); beyond the contract."""
+        return self.server.auth.write_credentials(path, self.token_uri)

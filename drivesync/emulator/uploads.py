@@ -1,0 +1,491 @@
+"""Uploads at /upload/drive/v3/files[/{id}]: uploadType=media, multipart and resumable.
+
+Owns the resumable protocol (session creation, Content-Range parsing, the 256 KiB rule for non-final
+chunks, 308 + Range progress, status queries, overlap skipping, offsets beyond the committed size,
+session expiry) and the streaming of request bodies to disk with hashing and upload throttling.
+Sessions live in SQLite and their committed bytes in uploads/<upload_id>, so they survive a restart.
+Bytes only reach the store by rename when complete. Must never build HTTP responses by hand other
+than through the server's helpers, and never parse `q` or `fields` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from . import errors
+from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, now_ms
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
+
+CHUNK_GRANULARITY = 256 * 1024
+READ_BLOCK = 1024 * 1024
+
+_CR_DATA = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CR_QUERY = re.compile(r"^bytes \*/(\d+|\*)$")
+
+WRITABLE = {
+    "name", "mimeType", "parents", "modifiedTime", "createdTime", "description", "starred", "properties",
+    "appProperties", "originalFilename", "shortcutDetails", "id", "trashed", "viewedByMeTime", "folderColorRgb",
+    "contentHints", "writersCanShare", "copyRequiresWriterPermission", "contentRestrictions", "kind",
+    "driveId", "teamDriveId", "labelInfo", "inheritedPermissionsDisabled", "downloadRestrictions",
+}
+
+
+def field_not_writable(name: str) -> errors.DriveError:
+    return errors.DriveError(
+        403, "fieldNotWritable", f"The resource body includes fields which are not directly writable. ({name})"
+    )
+
+
+def check_writable(meta: dict, *, update: bool) -> None:
+    for k in meta:
+        if k not in WRITABLE:
+            raise field_not_writable(k)
+    if update and "parents" in meta:
+        raise errors.DriveError(
+            403,
+            "fieldNotWritable",
+            "The parents field is not directly writable in update requests. "
+            "Use the addParents and removeParents parameters instead.",
+        )
+
+
+def parse_json_body(raw: bytes) -> dict:
+    if not raw or not raw.strip():
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise errors.DriveError(400, "parseError", "Parse Error") from None
+    if not isinstance(meta, dict):
+        raise errors.DriveError(400, "parseError", "Parse Error")
+    return meta
+
+
+class BodyReader:
+    """Reads a request body in blocks, paced by the upload buckets, counting bytes for stats."""
+
+    def __init__(self, server: "EmulatorServer", request: web.Request):
+        self.server = server
+        self.request = request
+        self.buckets = server.upload_buckets(request)
+
+    async def blocks(self):
+        content = self.request.content
+        while True:
+            data = await content.read(READ_BLOCK) if not self.buckets else await content.read(64 * 1024)
+            if not data:
+                return
+            self.server.stats.bytes_received += len(data)
+            if self.buckets:
+                delay = max(b.reserve(len(data)) for b in self.buckets)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            yield data
+
+
+def _pick_mime(meta: dict, media_mime: str | None) -> str:
+    mime = meta.get("mimeType") or media_mime or "application/octet-stream"
+    return mime.split(";")[0].strip() or "application/octet-stream"
+
+
+class Uploads:
+    def __init__(self, server: "EmulatorServer"):
+        self.server = server
+        self.store = server.store
+        # upload_id -> (Hasher, hashed offset): the hash state of a session served by this process.
+        self._hashers: dict[str, tuple[Hasher, int]] = {}
+
+    # ------------------------------------------------------------------ entry point
+
+    async def handle(self, request: web.Request, file_id: str | None) -> web.StreamResponse:
+        q = request.query
+        if "upload_id" in q:
+            return await self.chunk(request, q["upload_id"])
+        kind = q.get("uploadType")
+        if kind not in ("media", "multipart", "resumable"):
+            raise errors.DriveError(
+                400,
+                "invalid",
+                "Upload requests must include an uploadType URL parameter and a URL path beginning with /upload/",
+                location="uploadType",
+            )
+        if request.method not in ("POST", "PATCH", "PUT"):
+            raise errors.DriveError(405, "methodNotAllowed", "Method not allowed")
+        if request.method == "POST" and file_id:
+            raise errors.DriveError(404, "notFound", "Not Found")
+        if request.method in ("PATCH", "PUT") and not file_id:
+            raise errors.DriveError(404, "notFound", "Not Found")
+        self.server.admit_write()
+        if file_id:
+            self._require_updatable(file_id)
+        if kind == "resumable":
+            return await self.start_session(request, file_id)
+        if kind == "media":
+            tmp, size, dig = await self._receive_to_tmp(BodyReader(self.server, request).blocks())
+            meta: dict = {}
+            media_mime = request.headers.get("Content-Type")
+        else:
+            meta, media_mime, tmp, size, dig = await self._receive_multipart(request)
+        self._check_daily(size)
+        row = self.finish(file_id, meta, media_mime, tmp, size, dig, request.query)
+        return self.server.file_response(request, row, request.query.get("fields"))
+
+    def _require_updatable(self, file_id: str) -> dict:
+        r = self.store.require(file_id)
+        if r["mime_type"] in (FOLDER, SHORTCUT):
+            raise errors.DriveError(400, "invalid", "Media content cannot be uploaded to a folder or shortcut.")
+        return r
+
+    def _check_daily(self, size: int) -> None:
+        if not self.server.limits.admit_upload_bytes(size):
+            raise errors.daily_upload_limit()
+
+    # ------------------------------------------------------------------ simple and multipart
+
+    async def _receive_to_tmp(self, blocks, decode_base64: bool = False):
+        tmp = self.store.temp_path()
+        h = Hasher()
+        try:
+            with open(tmp, "wb") as f:
+                if decode_base64:
+                    raw = b"".join([b async for b in blocks])
+                    data = base64.b64decode(raw)
+                    h.update(data)
+                    f.write(data)
+                else:
+                    async for b in blocks:
+                        h.update(b)
+                        f.write(b)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return tmp, h.size, h.digests()
+
+    async def _receive_multipart(self, request: web.Request):
+        ctype = request.headers.get("Content-Type", "")
+        if not ctype.startswith("multipart/"):
+            raise errors.bad_request("Multipart upload requires a multipart/related body.")
+        # Throttle the whole body, then parse it with aiohttp's streaming reader.
+        reader = await request.multipart()
+        part = await reader.next()
+        if part is None:
+            raise errors.bad_request("Missing metadata part.")
+        meta = parse_json_body(await part.read(decode=False))
+        media = await reader.next()
+        if media is None:
+            raise errors.bad_request("Missing media part.")
+        media_mime = media.headers.get("Content-Type")
+        b64 = media.headers.get("Content-Transfer-Encoding", "").lower() == "base64"
+        buckets = self.server.upload_buckets(request)
+        server = self.server
+
+        async def blocks():
+            while True:
+                data = await media.read_chunk(READ_BLOCK)
+                if not data:
+                    return
+                server.stats.bytes_received += len(data)
+                if buckets:
+                    delay = max(b.reserve(len(data)) for b in buckets)
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                yield data
+
+        tmp, size, dig = await self._receive_to_tmp(blocks(), decode_base64=b64)
+        # Drain anything after the media part (a well-formed body has nothing).
+        while await reader.next() is not None:
+            pass
+        return meta, media_mime, tmp, size, dig
+
+    # ------------------------------------------------------------------ creating the file
+
+    def finish(self, file_id, meta, media_mime, tmp, size, digests, query) -> dict:
+        """Turn complete bytes into a new file or a new revision of `file_id`; returns the row."""
+        try:
+            check_writable(meta, update=bool(file_id))
+            limit = self.server.limits.profile.storage_limit_bytes
+            if limit is not None and self.store.usage()[0] + size > limit:
+                raise errors.storage_quota_exceeded()
+            mime = _pick_mime(meta, media_mime)
+            mtime = _meta_time(meta, "modifiedTime")
+            if file_id:
+                existing = self.store.require(file_id)
+                if existing["mime_type"].startswith(GOOGLE_APPS):
+                    text = _read_text(tmp)
+                    _unlink(tmp)
+                    return self.server.apply_update(file_id, meta, query, doc_text=text)
+                content = self.store.adopt_content(tmp, size, digests)
+                return self.server.apply_update(
+                    file_id, meta, query, content=content, original_filename=meta.get("originalFilename")
+                )
+            parents = meta.get("parents") or []
+            if len(parents) > 1:
+                raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
+            if mime.startswith(GOOGLE_APPS):
+                if mime in (FOLDER, SHORTCUT):
+                    raise errors.DriveError(400, "invalid", "Media content cannot be uploaded to a folder or shortcut.")
+                # An upload with a Docs target type is an import: the text becomes the Doc's body.
+                text = _read_text(tmp)
+                _unlink(tmp)
+                fid = self.store.insert(
+                    name=meta.get("name") or "Untitled",
+                    mime_type=mime,
+                    parent_id=parents[0] if parents else None,
+                    modified_ms=mtime,
+                    created_ms=_meta_time(meta, "createdTime"),
+                    doc_text=text,
+                    description=meta.get("description"),
+                    properties=meta.get("properties"),
+                    app_properties=meta.get("appProperties"),
+                )
+                return self.store.row(fid)
+            content = self.store.adopt_content(tmp, size, digests)
+            fid = self.store.insert(
+                name=meta.get("name") or "Untitled",
+                mime_type=mime,
+                parent_id=parents[0] if parents else None,
+                file_id=meta.get("id"),
+                modified_ms=mtime,
+                created_ms=_meta_time(meta, "createdTime"),
+                content=content,
+                description=meta.get("description"),
+                starred=bool(meta.get("starred")),
+                properties=meta.get("properties"),
+                app_properties=meta.get("appProperties"),
+                original_filename=meta.get("originalFilename") or meta.get("name"),
+            )
+            return self.store.row(fid)
+        finally:
+            _unlink(tmp)
+
+    # ------------------------------------------------------------------ resumable
+
+    async def start_session(self, request: web.Request, file_id: str | None) -> web.StreamResponse:
+        meta = parse_json_body(await request.read())
+        check_writable(meta, update=bool(file_id))
+        parents = meta.get("parents") or []
+        for p in parents:
+            if self.store.row(p) is None:
+                raise errors.not_found(p)
+        total = request.headers.get("X-Upload-Content-Length")
+        if total is not None:
+            try:
+                total = int(total)
+                if total < 0:
+                    raise ValueError
+            except ValueError:
+                raise errors.bad_request("Invalid X-Upload-Content-Length.") from None
+        upload_id = "AHxI1n" + secrets.token_urlsafe(60)
+        t = now_ms()
+        life = self.server.limits.profile.upload_session_lifetime_s
+        self.store.execute(
+            """INSERT INTO upload_sessions (id, file_id, metadata, content_type, total, committed, created_ms, expires_ms)
+               VALUES (?, ?, ?, ?, ?, 0, ?, ?)""",
+            (
+                upload_id,
+                self.store.resolve(file_id) if file_id else None,
+                json.dumps(meta),
+                request.headers.get("X-Upload-Content-Type"),
+                total,
+                t,
+                t + int(life * 1000),
+            ),
+        )
+        open(self.store.uploads_dir / upload_id, "wb").close()
+        params = [(k, v) for k, v in request.query.items() if k != "upload_id"]
+        params.append(("upload_id", upload_id))
+        location = f"{self.server.base_url(request)}{request.path}?{urlencode(params)}"
+        return web.Response(
+            status=200,
+            headers={"Location": location, "X-GUploader-UploadID": upload_id, "Content-Length": "0"},
+        )
+
+    def _session(self, upload_id: str) -> dict:
+        rows = self.store.execute("SELECT * FROM upload_sessions WHERE id = ?", (upload_id,))
+        if not rows:
+            raise errors.upload_session_not_found()
+        s = rows[0]
+        if s["done_file_id"] is None and s["expires_ms"] <= now_ms():
+            raise errors.upload_session_not_found()
+        return s
+
+    def expire_sessions(self) -> None:
+        self.store.execute("UPDATE upload_sessions SET expires_ms = 0 WHERE done_file_id IS NULL")
+
+    def _progress(self, committed: int) -> web.Response:
+        headers = {"Content-Length": "0"}
+        if committed > 0:
+            headers["Range"] = f"bytes=0-{committed - 1}"
+        return web.Response(status=308, headers=headers)
+
+    async def chunk(self, request: web.Request, upload_id: str) -> web.StreamResponse:
+        if request.method not in ("PUT", "POST"):
+            raise errors.DriveError(405, "methodNotAllowed", "Method not allowed")
+        s = self._session(upload_id)
+        if s["done_file_id"] is not None:
+            await request.read()
+            row = self.store.row(s["done_file_id"])
+            if row is None:
+                raise errors.upload_session_not_found()
+            return self.server.file_response(request, row, request.query.get("fields"))
+        committed = s["committed"]
+        total = s["total"]
+        cr = request.headers.get("Content-Range")
+        length = request.content_length
+        if cr is None:
+            # No Content-Range: the body is the whole file (or a bare status query when empty).
+            if not length:
+                return self._progress(committed)
+            cr = f"bytes 0-{length - 1}/{length}"
+        cr = cr.strip()
+        m = _CR_QUERY.match(cr)
+        if m:
+            await request.read()
+            new_total = None if m.group(1) == "*" else int(m.group(1))
+            if new_total is not None:
+                if total is not None and new_total != total or new_total < committed:
+                    raise errors.bad_request("Invalid request. The Content-Range total does not match the upload.")
+                total = new_total
+                self.store.execute("UPDATE upload_sessions SET total = ? WHERE id = ?", (total, upload_id))
+                if committed == total:
+                    return self._finalize(request, s, total)
+            return self._progress(committed)
+        m = _CR_DATA.match(cr)
+        if not m:
+            raise errors.bad_request("Failed to parse Content-Range header.")
+        a, b = int(m.group(1)), int(m.group(2))
+        new_total = None if m.group(3) == "*" else int(m.group(3))
+        n = b - a + 1
+        if b < a or (new_total is not None and b >= new_total):
+            raise errors.bad_request("Failed to parse Content-Range header.")
+        if length is not None and length != n:
+            raise errors.bad_request(
+                f"Invalid request. The Content-Range header declares {n} byte(s) but the body has {length}."
+            )
+        if new_total is not None and total is not None and new_total != total:
+            raise errors.bad_request("Invalid request. The Content-Range total does not match the upload.")
+        final = new_total is not None and b + 1 == new_total
+        if not final and n % CHUNK_GRANULARITY != 0:
+            raise errors.bad_request(
+                "Invalid request. The number of bytes uploaded is required to be equal or greater than 262144, "
+                "except for the final request (it's recommended to be the exact multiple of 262144). "
+                f"The received request contained {n} bytes, which does not meet this requirement."
+            )
+        if a > committed:
+            raise errors.bad_request(
+                f"Invalid request. According to Content-Range header, the upload offset is {a} byte(s), "
+                f"which exceeds already uploaded size of {committed} byte(s)."
+            )
+        if new_total is not None and total is None:
+            total = new_total
+            self.store.execute("UPDATE upload_sessions SET total = ? WHERE id = ?", (total, upload_id))
+        if not self.server.limits.admit_upload_bytes(max(0, b + 1 - committed)):
+            raise errors.daily_upload_limit()
+        skip = committed - a  # bytes of this chunk already committed: accept and drop them
+        path = self.store.uploads_dir / upload_id
+        entry = self._hashers.get(upload_id)
+        if entry is None and committed == 0:
+            entry = (Hasher(), 0)
+        hasher = entry[0] if entry is not None and entry[1] == committed else None
+        written = 0
+        complete = False
+        try:
+            with open(path, "r+b") as f:
+                f.seek(committed)
+                f.truncate()
+                async for block in BodyReader(self.server, request).blocks():
+                    if skip > 0:
+                        if len(block) <= skip:
+                            skip -= len(block)
+                            continue
+                        block = block[skip:]
+                        skip = 0
+                    room = b + 1 - (committed + written)
+                    if room <= 0:
+                        continue
+                    block = block[:room]
+                    f.write(block)
+                    if hasher is not None:
+                        hasher.update(block)
+                    written += len(block)
+                complete = committed + written == b + 1
+                if not complete:
+                    # A short body (the client gave up mid-chunk): keep whole 256 KiB units only.
+                    keep = (written // CHUNK_GRANULARITY) * CHUNK_GRANULARITY
+                    f.truncate(committed + keep)
+                    written = keep
+                    hasher = None
+        except BaseException:
+            # The connection broke mid-chunk: keep what arrived, in whole 256 KiB units.
+            keep = (written // CHUNK_GRANULARITY) * CHUNK_GRANULARITY
+            try:
+                with open(path, "r+b") as f:
+                    f.truncate(committed + keep)
+                self.store.execute(
+                    "UPDATE upload_sessions SET committed = ? WHERE id = ?", (committed + keep, upload_id)
+                )
+            finally:
+                self._hashers.pop(upload_id, None)
+            raise
+        new_committed = max(committed, committed + written)
+        self.store.execute("UPDATE upload_sessions SET committed = ? WHERE id = ?", (new_committed, upload_id))
+        if hasher is not None:
+            self._hashers[upload_id] = (hasher, new_committed)
+        else:
+            self._hashers.pop(upload_id, None)
+        if total is not None and new_committed == total:
+            return self._finalize(request, s, total)
+        if not complete:
+            raise errors.bad_request("Invalid request. The body is shorter than the Content-Range header declares.")
+        return self._progress(new_committed)
+
+    def _finalize(self, request: web.Request, s: dict, total: int) -> web.StreamResponse:
+        upload_id = s["id"]
+        path = self.store.uploads_dir / upload_id
+        hasher, hashed = self._hashers.pop(upload_id, (None, -1))
+        if hasher is not None and hashed == total:
+            size, dig = total, hasher.digests()
+        else:
+            from .store import hash_file
+
+            size, dig = hash_file(path)
+        meta = json.loads(s["metadata"])
+        row = self.finish(s["file_id"], meta, s["content_type"], path, size, dig, request.query)
+        self.store.execute("UPDATE upload_sessions SET done_file_id = ? WHERE id = ?", (row["id"], upload_id))
+        return self.server.file_response(request, row, request.query.get("fields"))
+
+
+def _meta_time(meta: dict, key: str) -> int | None:
+    v = meta.get(key)
+    if v is None:
+        return None
+    from .store import to_ms
+
+    try:
+        return to_ms(v)
+    except (TypeError, ValueError):
+        raise errors.invalid_value(key) from None
+
+
+def _read_text(path) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", errors="replace")
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, TypeError):
+        pass
