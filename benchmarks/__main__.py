@@ -1,0 +1,58 @@
+"""`python -m benchmarks`: run the staging scenarios for every contender and write the report.
+
+    python -m benchmarks                      # everything; results in benchmarks/results/
+    python -m benchmarks --quick              # tiny sizes, same shapes (seconds, not an hour)
+    python -m benchmarks --scenarios small,project --contenders drivesync,rclone-tuned --profiles drive-like
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _csv(allowed: tuple[str, ...], what: str):
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(bad) or text!r} (choose from {', '.join(allowed)})")
+        return items
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import harness
+    from .contenders import NAMES, all_contenders
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (the test suite runs this)")
+    ap.add_argument("--scenarios", type=_csv(harness.SCENARIOS, "scenario"), default=list(harness.SCENARIOS),
+                    help=f"comma-separated, from {','.join(harness.SCENARIOS)}")
+    ap.add_argument("--contenders", type=_csv(NAMES, "contender"), default=list(NAMES),
+                    help=f"comma-separated, from {','.join(NAMES)}")
+    ap.add_argument("--profiles", type=_csv(harness.PROFILES, "profile"), default=list(harness.PROFILES),
+                    help=f"comma-separated, from {','.join(harness.PROFILES)}")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per contender run (default 900)")
+    ap.add_argument("--out", type=Path, default=harness.DEFAULT_RESULTS, help="where the report goes")
+    ap.add_argument("--work", type=Path, default=harness.DEFAULT_WORK, help="scratch space (seeded data, outputs)")
+    ns = ap.parse_args(argv)
+    if ns.timeout <= 0:
+        ap.error("--timeout must be positive")
+
+    contenders = [c for c in all_contenders() if c.name in ns.contenders]
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    print(f"machine: {harness.machine_description()}", flush=True)
+    rows, floors = harness.run_all(scenarios=ns.scenarios, contenders=contenders, profiles=ns.profiles,
+                                   quick=ns.quick, timeout=ns.timeout, work=ns.work,
+                                   log=lambda s: print(s, flush=True))
+    written = harness.write_report(rows, floors, harness.machine_description(), ns.out, quick=ns.quick,
+                                   timeout=ns.timeout, command=command.strip())
+    for what, path in written.items():
+        print(f"wrote {what}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""What every contender shares: the run context, and measuring a child process.
+
+A contender is a way a user could stage the data (drivesync, rclone, a FUSE mount, the official
+client). Each one runs as child processes so its CPU time and peak memory are its own:
+`os.wait4` hands back the child's rusage (user+sys, ru_maxrss), which on Linux also includes the
+descendants that child waited for. Never imports the drivesync client or the emulator.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+
+@dataclass
+class Measured:
+    """One or more child processes, measured: wall seconds, CPU seconds, peak RSS (KiB)."""
+
+    wall_s: float
+    cpu_s: float
+    maxrss_kib: int
+    returncode: int | None
+    timed_out: bool = False
+    tail: str = ""
+
+    def plus(self, other: "Measured") -> "Measured":
+        """Two processes that ran side by side (e.g. `rclone mount` and `cp`): wall is the caller's."""
+        return Measured(
+            wall_s=self.wall_s,
+            cpu_s=self.cpu_s + other.cpu_s,
+            maxrss_kib=max(self.maxrss_kib, other.maxrss_kib),
+            returncode=self.returncode if self.returncode else other.returncode,
+            timed_out=self.timed_out or other.timed_out,
+            tail=(self.tail + "\n" + other.tail).strip(),
+        )
+
+
+def _tail(path: Path, limit: int = 1500) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace").strip()
+
+
+class Child:
+    """A child process we can measure with wait4 (its own session, so a timeout kills its whole group)."""
+
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
+                 log: Path | None = None):
+        self.argv = list(argv)
+        self.log = log
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(self.argv, env=dict(env) if env is not None else None, cwd=cwd,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            if log:
+                out.close()
+        self.result: Measured | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> Measured | None:
+        """The measurement if the child has exited (reaping it), else None."""
+        if self.result is not None:
+            return self.result
+        pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return self._done(status, ru, timed_out=False)
+
+    def _done(self, status: int, ru: Any, *, timed_out: bool) -> Measured:
+        rc = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = rc  # tell Popen it is reaped
+        self.result = Measured(
+            wall_s=time.monotonic() - self.started,
+            cpu_s=ru.ru_utime + ru.ru_stime,
+            maxrss_kib=int(ru.ru_maxrss),
+            returncode=rc,
+            timed_out=timed_out,
+            tail=_tail(self.log) if self.log else "",
+        )
+        return self.result
+
+    def wait(self, timeout: float | None, *, from_start: bool = True) -> Measured:
+        """Wait for exit; past `timeout` seconds (counted from the start, or from now) kill the group
+        and mark it timed out."""
+        origin = self.started if from_start else time.monotonic()
+        deadline = None if timeout is None else origin + timeout
+        delay = 0.005
+        while True:
+            got = self.poll()
+            if got is not None:
+                return got
+            if deadline is not None and time.monotonic() >= deadline:
+                wall = time.monotonic() - self.started
+                self.kill()
+                m = self.result
+                assert m is not None
+                m.timed_out = True
+                m.wall_s = wall
+                return m
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def kill(self, grace: float = 5.0) -> Measured:
+        if self.result is not None:
+            return self.result
+        for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            end = time.monotonic() + wait_s
+            while time.monotonic() < end:
+                got = self.poll()
+                if got is not None:
+                    return got
+                time.sleep(0.05)
+        pid, status, ru = os.wait4(self.proc.pid, 0)
+        return self._done(status, ru, timed_out=False)
+
+
+def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,
+                 cwd: str | None = None, log: Path | None = None) -> Measured:
+    return Child(argv, env=env, cwd=cwd, log=log).wait(timeout)
+
+
+def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without proxy settings (the emulator's plain port is reached directly)."""
+    env = dict(os.environ if base is None else base)
+    for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(k, None)
+    return env
+
+
+@dataclass
+class Emu:
+    """What a contender needs to know about the running emulator (no emulator import)."""
+
+    url: str
+    token_uri: str
+    credentials_path: str
+    proxy_url: str | None = None
+    ca_cert_path: str | None = None
+    profile: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    emu: Emu
+    work: Path          # scratch directory for this contender's run (configs, logs, state)
+    timeout: float      # seconds
+    remote_root: str    # the Drive folder under My Drive: pulled from, or pushed into
+    profile_name: str
+
+    @property
+    def log(self) -> Path:
+        return self.work / "contender.log"
+
+
+class Contender:
+    """A way to stage data. Subclasses set name/label and implement pull and/or push."""
+
+    name = "?"
+    label = "?"
+    directions: tuple[str, ...] = ("pull", "push")
+
+    def unavailable(self, direction: str) -> str | None:
+        """None when this contender can run `direction` here, else the reason (shown in the table)."""
+        if direction not in self.directions:
+            return f"no {direction} mode"
+        return None
+
+    def pull(self, ctx: RunContext, dest: Path) -> Measured:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def push(self, ctx: RunContext, src: Path) -> Measured:  # pragma: no cover - abstract
+        raise NotImplementedError

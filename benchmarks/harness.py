@@ -1,0 +1,680 @@
+"""The dataset staging benchmark: scenarios, the emulator process, the run loop and the report.
+
+Owns: what each scenario moves (full and --quick sizes), seeding the emulator's store offline,
+running every contender against the same emulated Drive one after another (emulator in its own
+process, stats reset between contenders), checking every contender's output (sizes and md5: a fast
+wrong answer is reported as wrong, not as fast), and writing results.json, results.md and the PNG
+plots. Never imports the drivesync client: drivesync is measured as a CLI child process like the
+others. Never asserts a time; it reports them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from . import floor as floor_mod
+from .contenders.base import Contender, Emu, Measured, RunContext, clean_env
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_WORK = REPO / "benchmarks" / "work"      # git-ignored: seeded stores, sources, outputs
+DEFAULT_RESULTS = REPO / "benchmarks" / "results"
+GB = 1_000_000_000
+MB = 1_000_000
+KiB = 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+SCENARIOS = ("large", "small", "project", "checkpoints")
+PROFILES = ("drive-like", "unthrottled")
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    direction: str                         # "pull" (Drive -> local) or "push" (local -> Drive)
+    remote_root: str                       # folder under My Drive
+    files: tuple[tuple[str, int, int], ...]  # (relative path, size, seed)
+    description: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(s for _, s, _ in self.files)
+
+    @property
+    def job(self) -> floor_mod.Job:
+        return floor_mod.job_from_tree(self.direction, [(p, s) for p, s, _ in self.files], root_depth=1)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps([self.name, self.direction, self.remote_root, self.files]).encode()).hexdigest()[:16]
+
+
+def _sizes_around(n: int, mean: int, spread: float, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [int(mean * (1 + spread * (2 * rng.random() - 1))) for _ in range(n)]
+
+
+def build_scenarios(quick: bool = False) -> dict[str, Scenario]:
+    """The four scenarios of issue 6; `quick` shrinks every count and size (same shapes)."""
+    out: dict[str, Scenario] = {}
+    seed = iter(range(1, 10**9))
+
+    big = 8 * MiB if quick else 1 * GiB
+    out["large"] = Scenario("large", "pull", "bench-large",
+                            tuple((f"big_{i}.bin", big, next(seed)) for i in range(2)),
+                            "2 files of 8 MiB" if quick else "2 files of 1 GiB")
+
+    folders, per = (5, 20) if quick else (100, 100)
+    small = 16 * KiB if quick else 64 * KiB
+    out["small"] = Scenario("small", "pull", "bench-small",
+                            tuple((f"d{d:03d}/f{f:03d}.bin", small, next(seed)) for d in range(folders) for f in range(per)),
+                            f"{folders * per:,} files of {small // KiB} KiB in {folders} folders")
+
+    zip_size = 4 * MB if quick else 500 * MB
+    n_img, classes = (30, 3) if quick else (2000, 20)
+    img_mean = 10_000 if quick else 100_000
+    n_code = 5 if quick else 50
+    files: list[tuple[str, int, int]] = [("data/dataset.zip", zip_size, next(seed))]
+    for i, sz in enumerate(_sizes_around(n_img, img_mean, 0.4, 6)):
+        files.append((f"images/class_{i % classes:02d}/img_{i:05d}.jpg", sz, next(seed)))
+    code_dirs = ("src", "src/models", "src/data", "src/utils", "configs")
+    for i, sz in enumerate(_sizes_around(n_code, 6_000, 0.8, 7)):
+        ext = ".yaml" if code_dirs[i % len(code_dirs)] == "configs" else ".py"
+        files.append((f"{code_dirs[i % len(code_dirs)]}/module_{i:02d}{ext}", sz, next(seed)))
+    out["project"] = Scenario("project", "pull", "bench-project", tuple(files),
+                              f"a {zip_size // MB} MB zip, {n_img:,} images of about {img_mean // 1000} KB, {n_code} code files")
+
+    first = 8 * MB if quick else 2000 * MB
+    n_ck, ck = (3, 2 * MB) if quick else (20, 100 * MB)
+    files = [("model_full.pt", first, next(seed))] + [(f"step_{i:04d}.pt", ck, next(seed)) for i in range(1, n_ck + 1)]
+    out["checkpoints"] = Scenario("checkpoints", "push", "bench-checkpoints", tuple(files),
+                                  f"a {first // MB:,} MB file, then {n_ck} files of {ck // MB} MB, pushed")
+    return out
+
+
+# ------------------------------------------------------------------------------------ data on disk
+
+def _pseudo_random(size: int, seed: int, chunk: int = 4 * MiB) -> Iterable[bytes]:
+    """Fast deterministic bytes for local sources (AES-CTR keystream; incompressible)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = hashlib.sha256(f"drivesync-bench-source:{seed}".encode()).digest()[:16]
+    enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
+    left = size
+    while left > 0:
+        n = min(chunk, left)
+        yield enc.update(bytes(n))
+        left -= n
+
+
+def seed_remote(scenario: Scenario, data_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """Seed the emulator's store offline (no server) with a pull scenario; cached by the spec's digest.
+
+    Returns the manifest {"root": ..., "files": {relpath: {"size", "md5"}}}."""
+    from drivesync.emulator.store import Store  # the harness (not the client) may use the emulator
+
+    marker = data_dir / "bench-manifest.json"
+    if marker.exists():
+        manifest = json.loads(marker.read_text())
+        if manifest.get("digest") == scenario.digest():
+            return manifest
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    log(f"  seeding {scenario.name}: {len(scenario.files):,} files, {scenario.bytes / GB:.2f} GB ...")
+    t0 = time.monotonic()
+    store = Store(data_dir)
+    try:
+        folder_ids: dict[str, str] = {"": store.add_folder(scenario.remote_root)}
+
+        def folder(rel: str) -> str:
+            if rel not in folder_ids:
+                parent, _, name = rel.rpartition("/")
+                folder_ids[rel] = store.add_folder(name, parent_id=folder(parent))
+            return folder_ids[rel]
+
+        files: dict[str, dict] = {}
+        for rel, size, seed in scenario.files:
+            parent, _, name = rel.rpartition("/")
+            fid = store.add_file(name, size=size, seed=seed, parent_id=folder(parent))
+            meta = store.file(fid)
+            files[rel] = {"size": size, "md5": meta.get("md5Checksum")}
+    finally:
+        store.close()
+    manifest = {"digest": scenario.digest(), "root": scenario.remote_root, "files": files}
+    marker.write_text(json.dumps(manifest))
+    log(f"  seeded in {time.monotonic() - t0:.1f} s")
+    return manifest
+
+
+def make_source(scenario: Scenario, src_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """Write a push scenario's local files (cached by digest); returns the manifest with md5s."""
+    marker = src_dir.parent / (src_dir.name + ".manifest.json")
+    if marker.exists() and src_dir.exists():
+        manifest = json.loads(marker.read_text())
+        if manifest.get("digest") == scenario.digest():
+            return manifest
+    if src_dir.exists():
+        shutil.rmtree(src_dir)
+    src_dir.mkdir(parents=True)
+    log(f"  writing {scenario.name} sources: {len(scenario.files)} files, {scenario.bytes / GB:.2f} GB ...")
+    files: dict[str, dict] = {}
+    for rel, size, seed in scenario.files:
+        path = src_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.md5()
+        with open(path, "wb") as fh:
+            for block in _pseudo_random(size, seed):
+                h.update(block)
+                fh.write(block)
+        files[rel] = {"size": size, "md5": h.hexdigest()}
+    manifest = {"digest": scenario.digest(), "root": scenario.remote_root, "files": files}
+    marker.write_text(json.dumps(manifest))
+    return manifest
+
+
+def _md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(4 * MiB)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def verify_local(manifest: dict, dest: Path) -> str | None:
+    """None when every file is at dest with the right size and md5; else what is wrong (one line)."""
+    base = dest
+    nested = dest / manifest["root"]
+    if nested.is_dir() and not any(rel.split("/")[0] == manifest["root"] for rel in manifest["files"]):
+        base = nested  # a tool that puts the folder itself inside dest
+    missing = wrong = 0
+    first = ""
+    for rel, want in manifest["files"].items():
+        p = base / rel
+        if not p.is_file():
+            missing += 1
+            first = first or f"missing {rel}"
+            continue
+        if p.stat().st_size != want["size"] or (want.get("md5") and _md5_file(p) != want["md5"]):
+            wrong += 1
+            first = first or f"wrong content {rel}"
+    if missing or wrong:
+        return f"{missing} missing, {wrong} wrong (first: {first})"
+    return None
+
+
+# ------------------------------------------------------------------------------ the emulator process
+
+class EmulatorProcess:
+    """`python -m drivesync.emulator` in its own process (it must not share the client's GIL)."""
+
+    def __init__(self, data_dir: Path, profile: str, work: Path):
+        self.data_dir, self.profile, self.work = data_dir, profile, work
+        self.proc: subprocess.Popen | None = None
+        self.url = self.proxy_url = ""
+        self.credentials_path = str(work / "credentials.json")
+        self.ca_cert_path = str(work / "ca.pem")
+        self.token_uri = ""
+        self._lines: list[str] = []
+
+    def __enter__(self) -> "EmulatorProcess":
+        self.work.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "drivesync.emulator", "--data", str(self.data_dir), "--port", "0",
+                "--credentials-out", self.credentials_path, "--profile", self.profile,
+                "--proxy-port", "0", "--ca-out", self.ca_cert_path]
+        env = clean_env()
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        self.log_path = self.work / "emulator.log"
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(self.log_path, "ab"),
+                                     stdin=subprocess.DEVNULL, env=env, cwd=str(REPO), text=True,
+                                     start_new_session=True)
+        ready = threading.Event()
+
+        def drain() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                self._lines.append(line.rstrip("\n"))
+                m = re.search(r"listening on (http://\S+)", line)
+                if m:
+                    self.url = m.group(1).rstrip("/")
+                m = re.search(r"proxy on (http://\S+)", line)
+                if m:
+                    self.proxy_url = m.group(1)
+                if self.url and self.proxy_url:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(120) or not (self.url and self.proxy_url):
+            self.__exit__(None, None, None)
+            tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path.exists() else ""
+            raise RuntimeError(f"the emulator did not start: {' | '.join(self._lines[-3:])} {tail}")
+        creds = json.loads(Path(self.credentials_path).read_text())
+        self.token_uri = creds.get("token_uri", self.url + "/token")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def _http(self):
+        import httpx
+
+        return httpx.Client(base_url=self.url, trust_env=False, timeout=60)
+
+    def stats(self) -> dict:
+        with self._http() as c:
+            r = c.get("/_emulator/stats")
+            r.raise_for_status()
+            return r.json()
+
+    def reset_stats(self) -> None:
+        with self._http() as c:
+            c.post("/_emulator/reset-stats").raise_for_status()
+
+    def profile_dict(self) -> dict:
+        from drivesync.emulator.limits import PROFILES as EMU_PROFILES
+
+        return EMU_PROFILES[self.profile].as_dict()
+
+    def emu(self) -> Emu:
+        return Emu(url=self.url, token_uri=self.token_uri, credentials_path=self.credentials_path,
+                   proxy_url=self.proxy_url, ca_cert_path=self.ca_cert_path, profile=self.profile_dict())
+
+    def verify_remote(self, manifest: dict) -> str | None:
+        """Check a pushed folder over the Drive API (names, sizes, md5s; no duplicates)."""
+        from benchmarks.rclone_setup import fetch_access_token
+
+        creds = json.loads(Path(self.credentials_path).read_text())
+        token = fetch_access_token(self.token_uri, creds)["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def listing(q: str) -> list[dict]:
+            out, page = [], None
+            with self._http() as c:
+                while True:
+                    params = {"q": q, "fields": "nextPageToken,files(id,name,mimeType,size,md5Checksum)", "pageSize": "1000"}
+                    if page:
+                        params["pageToken"] = page
+                    r = c.get("/drive/v3/files", params=params, headers=headers)
+                    r.raise_for_status()
+                    body = r.json()
+                    out += body.get("files", [])
+                    page = body.get("nextPageToken")
+                    if not page:
+                        return out
+
+        roots = listing(f"name = '{manifest['root']}' and 'root' in parents and trashed = false")
+        if len(roots) != 1:
+            return f"{len(roots)} remote folders named {manifest['root']}"
+        found: dict[str, list[dict]] = {}
+
+        def walk(fid: str, prefix: str) -> None:
+            for f in listing(f"'{fid}' in parents and trashed = false"):
+                rel = prefix + f["name"]
+                if f["mimeType"] == "application/vnd.google-apps.folder":
+                    walk(f["id"], rel + "/")
+                else:
+                    found.setdefault(rel, []).append(f)
+
+        walk(roots[0]["id"], "")
+        problems = []
+        for rel, want in manifest["files"].items():
+            got = found.get(rel, [])
+            if not got:
+                problems.append(f"missing {rel}")
+            elif len(got) > 1:
+                problems.append(f"{len(got)} copies of {rel}")
+            elif int(got[0].get("size", -1)) != want["size"] or got[0].get("md5Checksum") != want["md5"]:
+                problems.append(f"wrong content {rel}")
+        if problems:
+            return f"{len(problems)} problems (first: {problems[0]})"
+        return None
+
+
+# ---------------------------------------------------------------------------------------- one run
+
+@dataclass
+class Row:
+    profile: str
+    scenario: str
+    contender: str
+    label: str
+    status: str                 # ok | timeout | failed | wrong | unavailable
+    wall_s: float | None = None
+    floor_s: float | None = None
+    ratio: float | None = None
+    requests: int | None = None
+    rate_limited: int | None = None      # 403 + 429 answers
+    cpu_s: float | None = None
+    cpu_s_per_gb: float | None = None
+    peak_rss_mib: float | None = None
+    bytes: int = 0
+    note: str = ""
+
+
+def _rate_limited(stats: dict) -> int:
+    by_status = stats.get("by_status", {}) or {}
+    return int(by_status.get("403", 0)) + int(by_status.get("429", 0))
+
+
+def measure_row(profile: str, scenario: Scenario, contender: Contender, floor_s: float, m: Measured,
+                stats: dict | None, problem: str | None) -> Row:
+    row = Row(profile=profile, scenario=scenario.name, contender=contender.name, label=contender.label,
+              status="ok", wall_s=round(m.wall_s, 2), floor_s=round(floor_s, 2), bytes=scenario.bytes)
+    if m.timed_out:
+        row.status = "timeout"
+        row.note = f"> {m.wall_s:.0f} s (timed out); ratio is a lower bound"
+    elif m.returncode:
+        row.status = "failed"
+        last = m.tail.strip().splitlines()[-1] if m.tail.strip() else ""
+        row.note = f"exit {m.returncode}: {last[:160]}"
+    elif problem:
+        row.status = "wrong"
+        row.note = problem
+    r = floor_mod.ratio(m.wall_s, floor_s)
+    row.ratio = None if r is None else round(r, 2)
+    if stats is not None:
+        row.requests = int(stats.get("requests", 0))
+        row.rate_limited = _rate_limited(stats)
+    row.cpu_s = round(m.cpu_s, 2)
+    row.cpu_s_per_gb = round(m.cpu_s / (scenario.bytes / GB), 2) if scenario.bytes else None
+    row.peak_rss_mib = round(m.maxrss_kib / 1024, 1)
+    return row
+
+
+def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, manifest: dict, *, work: Path,
+            timeout: float, floor_s: float, local: Path) -> Row:
+    """One contender on one scenario against an already running emulator; cleans its output after."""
+    run_dir = work / "runs" / f"{scenario.name}-{emu.profile}-{contender.name}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    ctx = RunContext(emu=emu.emu(), work=run_dir, timeout=timeout, remote_root=scenario.remote_root,
+                     profile_name=emu.profile)
+    emu.reset_stats()
+    if scenario.direction == "pull":
+        dest = run_dir / "out"
+        dest.mkdir()
+        m = contender.pull(ctx, dest)
+        stats = emu.stats()
+        problem = None if (m.timed_out or m.returncode) else verify_local(manifest, dest)
+        shutil.rmtree(dest, ignore_errors=True)
+    else:
+        m = contender.push(ctx, local)
+        stats = emu.stats()
+        problem = None if (m.timed_out or m.returncode) else emu.verify_remote(manifest)
+    return measure_row(emu.profile, scenario, contender, floor_s, m, stats, problem)
+
+
+def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profiles: Sequence[str], quick: bool,
+            timeout: float, work: Path, log: Callable[[str], None] = print) -> tuple[list[Row], dict]:
+    from drivesync.emulator.limits import PROFILES as EMU_PROFILES
+
+    specs = build_scenarios(quick)
+    rows: list[Row] = []
+    floors: dict[str, dict] = {}
+    variant = "quick" if quick else "full"
+    for name in scenarios:
+        scenario = specs[name]
+        log(f"[{name}] {scenario.description}")
+        if scenario.direction == "pull":
+            data_dir = work / "seed" / f"{name}-{variant}"
+            manifest = seed_remote(scenario, data_dir, log)
+            local = Path()
+        else:
+            local = work / "src" / f"{name}-{variant}"
+            manifest = make_source(scenario, local, log)
+            data_dir = Path()
+        for profile in profiles:
+            fl = floor_mod.compute_floor(EMU_PROFILES[profile].as_dict(), scenario.job)
+            floors[f"{profile}/{name}"] = fl.as_dict()
+            log(f"  [{profile}] floor {fl.seconds:.2f} s (bound by {fl.bound_by})")
+            ready = [c for c in contenders if not c.unavailable(scenario.direction)]
+            for c in contenders:
+                reason = c.unavailable(scenario.direction)
+                if reason:
+                    rows.append(Row(profile=profile, scenario=name, contender=c.name, label=c.label,
+                                    status="unavailable", floor_s=round(fl.seconds, 2), bytes=scenario.bytes, note=reason))
+                    log(f"    {c.name:15s} {reason}")
+            if not ready:
+                continue
+            if scenario.direction == "pull":
+                with EmulatorProcess(data_dir, profile, work / "emulator" / f"{name}-{profile}") as emu:
+                    for c in ready:
+                        rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
+                                                         floor_s=fl.seconds, local=local)))
+            else:
+                for c in ready:
+                    # A fresh, empty Drive per contender: uploads must not find the last one's files.
+                    fresh = work / "push-data" / f"{name}-{profile}-{c.name}"
+                    shutil.rmtree(fresh, ignore_errors=True)
+                    try:
+                        with EmulatorProcess(fresh, profile, work / "emulator" / f"{name}-{profile}-{c.name}") as emu:
+                            rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
+                                                             floor_s=fl.seconds, local=local)))
+                    finally:
+                        shutil.rmtree(fresh, ignore_errors=True)
+    return rows, floors
+
+
+def _logged(log: Callable[[str], None], row: Row) -> Row:
+    ratio = "" if row.ratio is None else f" ({row.ratio:.2f}x floor)"
+    log(f"    {row.contender:15s} {row.status:8s} {row.wall_s:8.2f} s{ratio} requests={row.requests} "
+        f"403/429={row.rate_limited} cpu={row.cpu_s}s rss={row.peak_rss_mib}MiB {row.note}")
+    return row
+
+
+# ------------------------------------------------------------------------------------------ machine
+
+def machine_description() -> dict:
+    from .contenders.rclone import fuse_unavailable, rclone_version
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=str(REPO), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "rclone": rclone_version(),
+        "fuse": fuse_unavailable() or "available (/dev/fuse, fusermount)",
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+    }
+
+
+# ------------------------------------------------------------------------------------------- report
+
+def _fmt_wall(row: Row) -> str:
+    if row.status == "unavailable" or row.wall_s is None:
+        return "—"
+    if row.status == "timeout":
+        return f"> {row.wall_s:.0f} s (timed out)"
+    return f"{row.wall_s:.1f} s" if row.wall_s >= 10 else f"{row.wall_s:.2f} s"
+
+
+def _fmt_ratio(row: Row) -> str:
+    if row.status == "unavailable" or row.wall_s is None:
+        return "—"
+    if row.ratio is None:
+        return "n/a"
+    return (">= " if row.status == "timeout" else "") + f"{row.ratio:.2f}x"
+
+
+def _num(v: Any, fmt: str = "{}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def targets(rows: list[Row], profile: str = "drive-like") -> list[str]:
+    """The issue's targets, checked against the rows (reported, never tuned for)."""
+    by = {(r.scenario, r.contender): r for r in rows if r.profile == profile}
+    scen = sorted({r.scenario for r in rows if r.profile == profile}, key=lambda s: SCENARIOS.index(s) if s in SCENARIOS else 99)
+    lines = []
+
+    def ok(r: Row | None) -> bool:
+        return r is not None and r.status == "ok" and r.wall_s is not None
+
+    for s in scen:
+        d = by.get((s, "drivesync"))
+        if not ok(d):
+            lines.append(f"- {s}: drivesync has no result ({d.note if d else 'not run'})")
+            continue
+        parts = []
+        if d.ratio is not None:
+            parts.append(f"{d.ratio:.2f}x floor ({'meets' if d.ratio <= 1.15 else 'misses'} 1.15x)")
+        t = by.get((s, "rclone-tuned"))
+        if t and t.status in ("ok", "timeout") and t.wall_s:
+            faster = d.wall_s < t.wall_s
+            parts.append(f"{t.wall_s / d.wall_s:.2f}x {'faster' if faster else 'slower'} than tuned rclone"
+                         + ("" if t.status == "ok" else " (rclone timed out: lower bound)"))
+        o = by.get((s, "official"))
+        if s in ("small", "project") and o and o.status in ("ok", "timeout") and o.wall_s:
+            speedup = o.wall_s / d.wall_s
+            parts.append(f"{'>= ' if o.status == 'timeout' else ''}{speedup:.1f}x faster than the official client "
+                         f"({'meets' if speedup >= 10 else 'misses' if o.status == 'ok' else 'so far'} 10x)")
+        lines.append(f"- {s}: " + "; ".join(parts))
+    return lines
+
+
+def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, quick: bool, timeout: float,
+                   command: str, plots: Sequence[str] = ()) -> None:
+    specs = build_scenarios(quick)
+    out = [f"# Dataset staging benchmark{' (--quick)' if quick else ''}", "",
+           f"Command: `{command}`  ", f"Per-contender timeout: {timeout:.0f} s", "",
+           "## Machine", ""]
+    for k in ("cpu", "cores", "ram", "os", "python", "rclone", "fuse", "date", "commit"):
+        out.append(f"- {k}: {machine.get(k, '')}")
+    out += ["", "The emulator runs in its own process on the same machine: emulator and client share its cores.", ""]
+    profiles = [p for p in PROFILES if any(r.profile == p for r in rows)] + sorted(
+        {r.profile for r in rows} - set(PROFILES))
+    for profile in profiles:
+        out += [f"## Profile `{profile}`", ""]
+        out += ["| Scenario | Contender | Wall | × floor | Requests | 403/429 | CPU s/GB | Peak RSS | Result |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in [r for r in rows if r.profile == profile]:
+            result = {"ok": "verified", "unavailable": r.note, "timeout": "timed out"}.get(r.status, f"{r.status}: {r.note}")
+            out.append(f"| {r.scenario} | {r.label} | {_fmt_wall(r)} | {_fmt_ratio(r)} | {_num(r.requests)} | "
+                       f"{_num(r.rate_limited)} | {_num(r.cpu_s_per_gb, '{:.1f}')} | "
+                       f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {result} |")
+        out += ["", "Floors (see docs/benchmarks.md for the formula):", ""]
+        for s in [s for s in SCENARIOS if f"{profile}/{s}" in floors]:
+            f = floors[f"{profile}/{s}"]
+            out.append(f"- {s} ({specs[s].description}): {f['seconds']:.2f} s, bound by {f['bound_by']} "
+                       f"(latency {f['latency_s']:.2f} s, bytes {f['bytes_s']:.2f} s, per-file stream {f['per_file_s']:.2f} s, "
+                       f"requests {f['requests']} -> {f['requests_s']:.2f} s, writes {f['writes']} -> {f['writes_s']:.2f} s)")
+        out.append("")
+        if profile == "drive-like":
+            out += ["Targets (drivesync within 1.15x of the floor; faster than tuned rclone; >= 10x the official "
+                    "client on small and project):", ""] + targets(rows, profile) + [""]
+    for p in plots:
+        out += [f"![{Path(p).stem}]({Path(p).name})", ""]
+    out += ["Wall: from starting the contender's process to its exit (for the FUSE row: mount, `cp -r`, unmount). "
+            "Requests and 403/429: the emulator's counters, reset before each contender. CPU s/GB: user+sys of the "
+            "contender's processes per GB (10^9 bytes) moved. Peak RSS: the largest ru_maxrss among them. "
+            "Result: every file checked for size and md5 after the run.", ""]
+    path.write_text("\n".join(out))
+
+
+def write_plots(rows: list[Row], out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for profile in sorted({r.profile for r in rows}):
+        prow = [r for r in rows if r.profile == profile]
+        scen = [s for s in SCENARIOS if any(r.scenario == s for r in prow)]
+        names = []
+        for r in prow:
+            if r.contender not in names:
+                names.append(r.contender)
+        labels = {r.contender: r.label for r in prow}
+        fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(scen) + 2), 4.5))
+        width = 0.8 / max(1, len(names))
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, name in enumerate(names):
+            xs, ys, hatches = [], [], []
+            for j, s in enumerate(scen):
+                r = next((r for r in prow if r.scenario == s and r.contender == name), None)
+                if r is None or r.wall_s is None or r.status == "unavailable":
+                    continue
+                xs.append(j + (i - (len(names) - 1) / 2) * width)
+                ys.append(r.wall_s)
+                hatches.append("//" if r.status != "ok" else "")
+            bars = ax.bar(xs, ys, width, label=labels[name], color=colors[i % len(colors)])
+            for b, h in zip(bars, hatches):
+                b.set_hatch(h)
+        floor_labelled = False
+        for j, s in enumerate(scen):
+            f = next((r.floor_s for r in prow if r.scenario == s and r.floor_s), None)
+            if f:
+                ax.hlines(f, j - 0.45, j + 0.45, colors="black", linestyles="dashed",
+                          label=None if floor_labelled else "physical floor")
+                floor_labelled = True
+        ax.set_xticks(range(len(scen)))
+        ax.set_xticklabels(scen)
+        ax.set_yscale("log")
+        ax.set_ylabel("wall time, s (log; hatched = timed out / failed)")
+        ax.set_title(f"Staging time by tool, profile {profile} (lower is better)")
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        path = out_dir / f"wall-{profile}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def write_report(rows: list[Row], floors: dict, machine: dict, out_dir: Path, *, quick: bool, timeout: float,
+                 command: str) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(rows, out_dir)
+    md = out_dir / "results.md"
+    write_markdown(rows, floors, machine, md, quick=quick, timeout=timeout, command=command, plots=plots)
+    js = out_dir / "results.json"
+    js.write_text(json.dumps({"machine": machine, "quick": quick, "timeout_s": timeout, "command": command,
+                              "floors": floors, "rows": [asdict(r) for r in rows]}, indent=1))
+    return {"markdown": str(md), "json": str(js), **{Path(p).stem: p for p in plots}}

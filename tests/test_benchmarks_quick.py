@@ -1,0 +1,188 @@
+"""The benchmark harness cannot rot: its pure parts (floor, report, measurement, verification) and a
+tiny `python -m benchmarks --quick` run against the real emulator, written into a tmp dir.
+
+No test here asserts a time: the quick run checks that every contender row is produced, verified
+or honestly marked, and that the report files are written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import floor, harness
+from benchmarks.contenders.base import Measured, run_measured
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+MiB = 1024 * 1024
+
+DRIVE_LIKE = {
+    "metadata_latency_s": 0.05, "media_latency_s": 0.1,
+    "download_bps_per_connection": 25 * MB, "download_burst_per_connection": MiB,
+    "download_bps_total": 150 * MB, "download_burst_total": 4 * MiB,
+    "upload_bps_per_connection": 25 * MB, "upload_burst_per_connection": MiB,
+    "upload_bps_total": 150 * MB, "upload_burst_total": 4 * MiB,
+    "requests_per_s": 200.0, "request_burst": 100, "writes_per_s": 3.0, "write_burst": 3,
+}
+
+
+# ----------------------------------------------------------------------------------------- floor
+
+def test_floor_of_a_large_download_is_total_bandwidth_plus_latency():
+    job = floor.Job("pull", sizes=(1 << 30, 1 << 30))
+    f = floor.compute_floor(DRIVE_LIKE, job)
+    assert f.bound_by == "bytes"
+    assert f.bytes_s == pytest.approx((2 * (1 << 30) - 4 * MiB) / (150 * MB))
+    assert f.per_file_s == 0.0  # ranges in parallel: one connection's cap does not bind a download
+    # resolve (1) + list the root (1 level) metadata round trips + first byte of media
+    assert f.latency_s == pytest.approx(0.05 * 2 + 0.1)
+    assert f.seconds == pytest.approx(f.latency_s + f.bytes_s)
+
+
+def test_floor_of_many_small_files_is_the_request_quota():
+    files = [(f"d{d}/f{i}", 64 * 1024) for d in range(100) for i in range(100)]
+    job = floor.job_from_tree("pull", files)
+    assert job.folders_per_level == (100,)
+    f = floor.compute_floor(DRIVE_LIKE, job)
+    # 1 resolve + max(3 batched listing queries, 11 pages of 1000 items) + 10,000 media requests
+    assert f.requests == 1 + 11 + 10_000
+    assert f.bound_by == "request quota"
+    assert f.requests_s == pytest.approx((f.requests - 100) / 200.0)
+
+
+def test_floor_of_an_upload_is_bound_by_one_sessions_connection():
+    job = floor.job_from_tree("push", [("full.pt", 2000 * MB)] + [(f"s{i}.pt", 100 * MB) for i in range(20)])
+    f = floor.compute_floor(DRIVE_LIKE, job)
+    assert f.bound_by == "per-file stream"
+    assert f.per_file_s == pytest.approx((2000 * MB - MiB) / (25 * MB))
+    assert f.writes == 22  # 21 files + the folder
+    assert f.writes_s == pytest.approx((22 - 3) / 3.0)
+
+
+def test_write_quota_binds_many_tiny_uploads():
+    job = floor.job_from_tree("push", [(f"f{i}", 10) for i in range(300)])
+    f = floor.compute_floor(DRIVE_LIKE, job)
+    assert f.bound_by == "write quota"
+    assert f.writes_s == pytest.approx((301 - 3) / 3.0)
+
+
+def test_unthrottled_floor_is_zero_and_ratio_undefined():
+    f = floor.compute_floor({}, floor.Job("pull", sizes=(10,)))
+    assert f.seconds == 0.0
+    assert floor.ratio(3.0, f.seconds) is None
+    assert floor.ratio(3.0, 1.5) == 2.0
+
+
+def test_job_rejects_nonsense():
+    with pytest.raises(ValueError):
+        floor.Job("sideways", sizes=(1,))
+    with pytest.raises(ValueError):
+        floor.Job("pull", sizes=(-1,))
+
+
+def test_job_levels_from_paths():
+    job = floor.job_from_tree("pull", [("a/b/c/x", 1), ("a/y", 2), ("z", 3)])
+    assert job.folders_per_level == (1, 1, 1)
+    assert job.bytes == 6
+
+
+# ------------------------------------------------------------------------------------ measurement
+
+def test_child_measurement_reports_its_own_cpu_and_memory():
+    code = "b = bytearray(80 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\nx = sum(range(3_000_000))"
+    m = run_measured([sys.executable, "-c", code], timeout=120)
+    assert m.returncode == 0 and not m.timed_out
+    assert m.maxrss_kib >= 80 * 1024
+    assert m.cpu_s > 0
+
+
+def test_child_timeout_is_reported_not_hidden(tmp_path):
+    m = run_measured([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5, log=tmp_path / "log")
+    assert m.timed_out
+    row = harness.measure_row("drive-like", harness.build_scenarios(True)["small"], _Named(), 10.0, m, None, None)
+    assert row.status == "timeout" and "timed out" in row.note
+
+
+def test_child_failure_keeps_its_last_line(tmp_path):
+    m = run_measured([sys.executable, "-c", "import sys; print('boom: bad flag'); sys.exit(3)"], timeout=60,
+                     log=tmp_path / "log")
+    row = harness.measure_row("unthrottled", harness.build_scenarios(True)["large"], _Named(), 0.0, m, None, None)
+    assert row.status == "failed" and "boom: bad flag" in row.note and row.ratio is None
+
+
+class _Named:
+    name = "x"
+    label = "x tool"
+
+
+# ----------------------------------------------------------------------------------- verification
+
+def test_verify_local_catches_missing_and_wrong_files(tmp_path):
+    good = b"hello"
+    manifest = {"root": "r", "files": {"a/x.bin": {"size": 5, "md5": hashlib.md5(good).hexdigest()},
+                                       "y.bin": {"size": 5, "md5": hashlib.md5(good).hexdigest()}}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(good)
+    assert "1 missing" in harness.verify_local(manifest, tmp_path)
+    (tmp_path / "y.bin").write_bytes(b"hellO")
+    assert "1 wrong" in harness.verify_local(manifest, tmp_path)
+    (tmp_path / "y.bin").write_bytes(good)
+    assert harness.verify_local(manifest, tmp_path) is None
+
+
+def test_quick_scenarios_keep_the_full_shapes():
+    full, quick = harness.build_scenarios(False), harness.build_scenarios(True)
+    assert set(full) == set(quick) == set(harness.SCENARIOS)
+    assert len(full["small"].files) == 10_000 and full["small"].job.folders_per_level == (100,)
+    assert full["large"].bytes == 2 * (1 << 30)
+    assert full["checkpoints"].direction == "push" and len(full["checkpoints"].files) == 21
+    assert sum(1 for p, _, _ in full["project"].files if p.startswith("images/")) == 2000
+    for name in full:
+        assert quick[name].bytes < full[name].bytes
+
+
+# ----------------------------------------------------------------------------------------- report
+
+def test_report_writes_markdown_json_and_png(tmp_path):
+    rows = [
+        harness.Row("drive-like", "small", "drivesync", "drivesync (defaults)", "ok", wall_s=55.0, floor_s=50.0,
+                    ratio=1.1, requests=10_050, rate_limited=0, cpu_s=30.0, cpu_s_per_gb=45.8, peak_rss_mib=120.0),
+        harness.Row("drive-like", "small", "official", "official client, one at a time", "timeout", wall_s=900.0,
+                    floor_s=50.0, ratio=18.0, requests=7000, rate_limited=0, cpu_s=200.0, cpu_s_per_gb=305.0,
+                    peak_rss_mib=90.0, note="> 900 s (timed out)"),
+        harness.Row("drive-like", "small", "rclone-tuned", "rclone copy, tuned", "ok", wall_s=60.0, floor_s=50.0,
+                    ratio=1.2, requests=10_100, rate_limited=3, cpu_s=20.0, cpu_s_per_gb=30.5, peak_rss_mib=80.0),
+        harness.Row("unthrottled", "small", "fuse-mount", "rclone mount (FUSE) + cp -r", "unavailable",
+                    floor_s=0.0, note="FUSE cannot work here: no /dev/fuse"),
+        harness.Row("unthrottled", "small", "drivesync", "drivesync (defaults)", "ok", wall_s=20.0, floor_s=0.0,
+                    ratio=None, requests=10_050, rate_limited=0, cpu_s=18.0, cpu_s_per_gb=27.0, peak_rss_mib=110.0),
+    ]
+    floors = {"drive-like/small": floor.compute_floor(DRIVE_LIKE, harness.build_scenarios(False)["small"].job).as_dict()}
+    written = harness.write_report(rows, floors, {"cpu": "test cpu", "cores": 2}, tmp_path, quick=False,
+                                   timeout=900, command="python -m benchmarks")
+    md = Path(written["markdown"]).read_text()
+    assert "> 900 s (timed out)" in md and ">= 18.00x" in md
+    assert "| small | drivesync (defaults) | 55.0 s | 1.10x | 10050 | 0 |" in md
+    assert "FUSE cannot work here: no /dev/fuse" in md
+    assert "n/a" in md  # unthrottled ratio
+    assert ">= 16.4x faster than the official client" in md  # 900 / 55, a lower bound
+    assert "1.09x faster than tuned rclone" in md
+    for name in ("wall-drive-like", "wall-unthrottled"):
+        assert Path(written[name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(Path(written["json"]).read_text())
+    assert len(data["rows"]) == 5
+
+
+def test_cli_rejects_malformed_flags():
+    for bad in (["--scenarios", "huge"], ["--contenders", "gsutil"], ["--timeout", "-3"]):
+        got = subprocess.run([sys.executable, "-m", "benchmarks", *bad], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+        assert got.returncode == 2
+        assert "Traceback" not in got.stderr
