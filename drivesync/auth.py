@@ -180,6 +180,9 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
             if not isinstance(info.get("refresh_token"), str) and not info.get("token"):
                 raise ValueError("no refresh_token")
             creds = Credentials.from_authorized_user_info(info, scopes=info.get("scopes") or None)
+            if isinstance(info.get("token_uri"), str) and info["token_uri"]:
+                # google-auth always puts Google's endpoint here; honour the file's (emulator, proxies).
+                creds = creds.with_token_uri(info["token_uri"])
             by_login = LOGIN_MARKER in info
             label = origin or ("drivesync login token" if by_login else "user credentials")
             remedy = ("sign in again with 'drivesync login'" if by_login
