@@ -1,0 +1,122 @@
+"""``drivesync pull REMOTE [LOCAL]`` and ``drivesync ls REMOTE [-R] [--long]``: parsing and printing only."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from .common import add_connection_flags, positive_float, positive_int, size
+
+
+class _FilterRule(argparse.Action):
+    """--include / --exclude keep their command-line order in one list (first match wins, like rclone)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        rules = list(getattr(namespace, "filter_rules", None) or [])
+        rules.append((self.const, values))
+        namespace.filter_rules = rules
+
+
+def register(subparsers, name: str) -> None:
+    if name == "ls":
+        p = subparsers.add_parser("ls", help="list a Drive folder", description="List what is on Drive at REMOTE.")
+        p.add_argument("remote", metavar="REMOTE", nargs="?", default="",
+                       help="path under My Drive (default: My Drive itself) or id:FILEID")
+        p.add_argument("-R", "--recursive", action="store_true", help="list everything below, not just one level")
+        p.add_argument("-l", "--long", action="store_true", help="show size, modified time, md5 and id")
+        add_connection_flags(p)
+        p.set_defaults(func=run_ls)
+        return
+    p = subparsers.add_parser("pull", help="download a Drive folder or file (parallel, resumable, verified)",
+                              description="Download REMOTE (a path under My Drive or id:FILEID) to LOCAL "
+                                          "(default ./<last part of REMOTE>). Re-running resumes and skips "
+                                          "what is already there and verified.")
+    p.add_argument("remote", metavar="REMOTE")
+    p.add_argument("local", metavar="LOCAL", nargs="?")
+    p.add_argument("--transfers", type=positive_int, metavar="N", help="files downloaded at once")
+    p.add_argument("--streams", type=positive_int, metavar="N", dest="streams_per_file",
+                   help="parallel byte ranges for one large file")
+    p.add_argument("--max-streams", type=positive_int, metavar="N", help="open download streams in all")
+    p.add_argument("--range-size", type=size, metavar="SIZE", help="bytes per ranged request (e.g. 64M)")
+    p.add_argument("--multistream-cutoff", type=size, metavar="SIZE",
+                   help="files at least this large are fetched as parallel ranges")
+    p.add_argument("--tps", type=positive_float, metavar="N", help="requests per second at most")
+    p.add_argument("--include", action=_FilterRule, const=True, metavar="GLOB", dest="filter_rules",
+                   help="only files matching GLOB (rclone syntax; repeatable)")
+    p.add_argument("--exclude", action=_FilterRule, const=False, metavar="GLOB", dest="filter_rules",
+                   help="leave out files matching GLOB (repeatable; rules apply in the order given)")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen, write nothing")
+    p.add_argument("--delete", action="store_true", help="remove local files under LOCAL that are gone from Drive")
+    p.add_argument("--skip-gdocs", action="store_true", help="leave Google Docs/Sheets/Slides out")
+    p.add_argument("--export-formats", metavar="LIST",
+                   help="export Docs as the first of these that fits (default docx,xlsx,pptx,svg)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_connection_flags(p)
+    p.set_defaults(func=run_pull, filter_rules=[])
+
+
+def _range_size(value):
+    return value if value is None or value >= 1 else None
+
+
+def run_pull(args) -> int:
+    from ..config import from_environment
+    from ..errors import UsageError
+    from ..filters import Filter
+    from ..progress import summary_line
+    from ..pull import pull
+
+    if args.range_size is not None and args.range_size < 1:
+        raise UsageError("--range-size must be at least 1 byte")
+    settings = from_environment(api_url=args.api_url, transfers=args.transfers,
+                                streams_per_file=args.streams_per_file, max_streams=args.max_streams,
+                                range_size=args.range_size, multistream_cutoff=args.multistream_cutoff,
+                                tps=args.tps)
+    result = pull(args.remote, args.local, settings=settings, credentials=args.credentials,
+                  filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
+                  skip_gdocs=args.skip_gdocs, export_formats=args.export_formats,
+                  progress=not (args.quiet or args.json or args.dry_run))
+    if args.dry_run and not args.json:
+        for line in result.plan:
+            print(line)
+    for warning in result.warnings:
+        if not args.quiet:
+            print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif not args.quiet or result.failed:
+        print(summary_line(result, "would pull" if args.dry_run else "pulled"), file=sys.stderr)
+    for failure in result.failed:
+        print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def run_ls(args) -> int:
+    from ..config import from_environment
+    from ..remote import resolve, walk
+    from ..session import open_drive
+
+    settings = from_environment(api_url=args.api_url)
+
+    async def go():
+        async with open_drive(settings, credentials=args.credentials) as drive:
+            item = await resolve(drive, args.remote)
+            return await walk(drive, item, settings, recursive=args.recursive)
+
+    tree = asyncio.run(go())
+    entries = tree.entries + tree.skipped_docs
+    entries.sort(key=lambda e: e.path)
+    for e in entries:
+        path = e.path + ("/" if e.kind == "folder" else "")
+        if args.long:
+            size_text = "-" if e.kind == "folder" or e.item.size is None else str(e.item.size)
+            kind = "dir" if e.kind == "folder" else ("doc" if e.kind == "doc" else "file")
+            if e.shortcut_id:
+                kind += "@"
+            print(f"{size_text:>14}  {e.item.modified_time or '-':<24}  {kind:<5} {e.item.md5 or '-':<32}  "
+                  f"{e.item.id}  {path}")
+        else:
+            print(path)
+    return 0

@@ -1,0 +1,443 @@
+"""Downloading one file: parallel byte ranges written in place into a preallocated hidden partial file,
+hashed as it grows, verified, then renamed to its final name.
+
+Rules this module keeps:
+- A final path only ever holds a complete, verified file: bytes go to ``.<name>.<id8>.drivesync-partial``
+  beside it (same filesystem), size and md5 are checked, then ``os.replace`` makes it final.
+- Memory is bounded: a stream holds at most ``settings.io_buffer`` bytes before writing them at
+  their offset (``os.pwrite``), whatever the file size.
+- Mid-stream retries live here (request-level ones live in transport.py): a range whose body is cut
+  resumes from the last byte written, at most ``settings.max_retries`` times per range.
+- Resume: the byte ranges already written are kept in the journal (partial_download), so a new run
+  after Ctrl-C / kill -9 fetches only what is missing.
+- A size or md5 mismatch throws the partial away and downloads once more; a second mismatch fails.
+It never decides which files to fetch (plan.py) or how many at once (transfer.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import names
+from .errors import DriveError, TransferInterrupted, VerificationFailed
+
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+#: Bytes hashed per pread when the hasher catches up from disk.
+_HASH_READ = 4 * 1024 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+# -- range arithmetic (pure) ------------------------------------------------------------------------
+
+
+def normalize(ranges: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
+    """Sorted, merged, non-empty [start, end) ranges."""
+    out: list[list[int]] = []
+    for start, end in sorted((int(a), int(b)) for a, b in ranges):
+        if end <= start:
+            continue
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(a, b) for a, b in out]
+
+
+def missing(size: int, done: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
+    """The [start, end) ranges of [0, size) not covered by ``done``."""
+    gaps, pos = [], 0
+    for start, end in normalize(done):
+        start, end = max(0, min(start, size)), max(0, min(end, size))
+        if start > pos:
+            gaps.append((pos, start))
+        pos = max(pos, end)
+    if pos < size:
+        gaps.append((pos, size))
+    return gaps
+
+
+def plan_ranges(size: int, done: Iterable[Iterable[int]], range_size: int) -> list[tuple[int, int]]:
+    """The missing bytes cut into requests of at most ``range_size`` bytes, in file order."""
+    if range_size < 1:
+        raise ValueError("range_size must be positive")
+    pieces = []
+    for start, end in missing(size, done):
+        pos = start
+        while pos < end:
+            pieces.append((pos, min(end, pos + range_size)))
+            pos = pieces[-1][1]
+    return pieces
+
+
+def prefix_end(done: Iterable[Iterable[int]]) -> int:
+    """How many bytes from offset 0 are contiguous in ``done``."""
+    merged = normalize(done)
+    return merged[0][1] if merged and merged[0][0] == 0 else 0
+
+
+def parse_time_ns(rfc3339: str | None) -> int | None:
+    if not rfc3339:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+
+
+# -- the partial file ---------------------------------------------------------------------------------
+
+
+class PartialFile:
+    """A preallocated file written at offsets from several threads, hashing its contiguous prefix.
+
+    ``write(offset, data)`` runs in a worker thread: ``os.pwrite``, then the md5 advances over the
+    contiguous prefix (from ``data`` itself when it continues the prefix, else re-reading the bytes other
+    streams wrote earlier, from the page cache). One thread hashes at a time; the others never wait.
+    """
+
+    def __init__(self, path: str, size: int, done: Iterable[Iterable[int]] = (), *, fresh: bool):
+        self.path = path
+        self.size = size
+        self.done = list(normalize(done))
+        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0) | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(path, flags, 0o644)
+        if fresh and size:
+            try:
+                os.posix_fallocate(self.fd, 0, size)  # fails early (ENOSPC) instead of half-way
+            except (AttributeError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno == 28:
+                    os.close(self.fd)
+                    raise
+                os.ftruncate(self.fd, size)
+        self.md5 = hashlib.md5()
+        self.hashed = 0
+        self._state = threading.Lock()
+        self._hashing = threading.Lock()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def prefix(self) -> int:
+        with self._state:
+            return prefix_end(self.done)
+
+    def write(self, offset: int, data) -> None:
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(self.fd, view[written:], offset + written)
+        with self._state:
+            self.done = normalize(self.done + [(offset, offset + len(view))])
+        self._advance(offset, view)
+
+    def _advance(self, offset: int | None = None, data=None, *, block: bool = False) -> None:
+        while True:
+            if not self._hashing.acquire(blocking=block):
+                return  # whoever holds it re-checks the prefix before leaving
+            try:
+                target = self.prefix()
+                while self.hashed < target:
+                    if data is not None and offset <= self.hashed < offset + len(data):
+                        n = min(offset + len(data), target) - self.hashed
+                        self.md5.update(data[self.hashed - offset:self.hashed - offset + n])
+                    else:
+                        n = min(_HASH_READ, target - self.hashed)
+                        block_ = os.pread(self.fd, n, self.hashed)
+                        if not block_:
+                            raise VerificationFailed(f"{self.path}: short read while hashing")
+                        n = len(block_)
+                        self.md5.update(block_)
+                    self.hashed += n
+            finally:
+                self._hashing.release()
+            if self.prefix() <= self.hashed:
+                return
+
+    def finish(self) -> str:
+        """Hash whatever is left (blocking) and return the md5 of the whole file."""
+        self._advance(block=True)
+        return self.md5.hexdigest()
+
+
+# -- one file -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    """Totals a pull reports, shared by all downloads of one run."""
+
+    bytes: int = 0
+    retries: int = 0
+
+
+class Downloader:
+    """Downloads for one run: ``await downloader.fetch(ctx, item, final_path)``."""
+
+    def __init__(self, drive, journal, settings, counters: Counters | None = None):
+        self.drive = drive
+        self.journal = journal
+        self.settings = settings
+        self.counters = counters or Counters()
+
+    # A file below this size is fetched in one go and not checkpointed in the journal (cheap to redo).
+    @property
+    def checkpoint_cutoff(self) -> int:
+        return 8 * self.settings.io_buffer
+
+    async def fetch(self, ctx, item, final_path: str) -> str:
+        """Download ``item`` (a binary RemoteFile) to ``final_path``; returns 'done'."""
+        size = item.size or 0
+        part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
+        for attempt in (1, 2):
+            try:
+                md5 = await self._fetch_once(ctx, item, size, part)
+            except BaseException:
+                raise
+            if item.md5 and md5 != item.md5:
+                await asyncio.to_thread(self._discard, part)
+                ctx.progress(-size)
+                self.counters.bytes -= size
+                if attempt == 1:
+                    self.counters.retries += 1
+                    ctx.emit("retry", f"md5 mismatch, downloading again")
+                    continue
+                raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
+            await asyncio.to_thread(self._finalize, part, final_path, item, md5)
+            return "done"
+        raise AssertionError("unreachable")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _open(self, item, size: int, part: str) -> PartialFile:
+        """Open the partial file, keeping what an earlier run wrote if the journal vouches for it."""
+        done: list = []
+        fresh = True
+        checkpointed = size >= self.checkpoint_cutoff
+        if checkpointed:
+            saved = self.journal.partial(part)
+            if saved is not None:
+                file_id, md5, saved_size, modified, saved_done = saved
+                try:
+                    on_disk = os.stat(part).st_size
+                except FileNotFoundError:
+                    on_disk = -1
+                if file_id == item.id and md5 == item.md5 and saved_size == size and on_disk == size \
+                        and modified == item.modified_time:
+                    done, fresh = saved_done, False
+            if fresh:
+                self.journal.start_partial(part, file_id=item.id, md5=item.md5, size=size,
+                                           remote_modified=item.modified_time)
+        return PartialFile(part, size, done, fresh=fresh)
+
+    def _discard(self, part: str) -> None:
+        self.journal.forget_partial(part)
+        try:
+            os.unlink(part)
+        except FileNotFoundError:
+            pass
+
+    def _finalize(self, part: str, final_path: str, item, md5: str) -> None:
+        st = os.stat(part)
+        if st.st_size != (item.size or 0):
+            os.unlink(part)
+            self.journal.forget_partial(part)
+            raise VerificationFailed(f"size mismatch: {st.st_size} bytes on disk, Drive says {item.size}")
+        mtime_ns = parse_time_ns(item.modified_time)
+        if mtime_ns is not None:
+            os.utime(part, ns=(mtime_ns, mtime_ns))
+        if os.path.isdir(final_path) and not os.path.islink(final_path):
+            raise VerificationFailed(f"a local folder is in the way: {final_path}")
+        os.replace(part, final_path)
+        st = os.stat(final_path)
+        self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
+                                   mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
+        self.journal.forget_partial(part)
+
+    async def _fetch_once(self, ctx, item, size: int, part: str) -> str:
+        pf = await asyncio.to_thread(self._open, item, size, part)
+        try:
+            already = sum(b - a for a, b in pf.done)
+            if already:
+                ctx.progress(already)
+                ctx.emit("resume", f"{already} bytes already on disk")
+            s = self.settings
+            multi = size >= s.multistream_cutoff
+            ranges = plan_ranges(size, pf.done, s.range_size if multi else max(size, 1))
+            queue: asyncio.Queue = asyncio.Queue()
+            for r in ranges:
+                queue.put_nowait(r)
+            checkpoint = size >= self.checkpoint_cutoff
+
+            async def worker():
+                while True:
+                    try:
+                        start, end = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    await self._fetch_range(ctx, item, pf, start, end, checkpoint)
+
+            n = min(s.streams_per_file if multi else 1, len(ranges))
+            if n:
+                tasks = [asyncio.ensure_future(worker()) for _ in range(n)]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
+            return await asyncio.to_thread(pf.finish)
+        finally:
+            pf.close()
+
+    async def _fetch_range(self, ctx, item, pf: PartialFile, start: int, end: int, checkpoint: bool) -> None:
+        """Bytes [start, end) into the partial file; a cut body resumes from the last byte written."""
+        pos = start
+        cuts = 0
+        buf_size = self.settings.io_buffer
+        while pos < end:
+            try:
+                async with ctx.stream_slot():
+                    async with self.drive.media(item.id, pos, end - 1) as response:
+                        if response.status == 416:
+                            raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
+                                             what=f"download id:{item.id}")
+                        skip = 0
+                        if response.status == 200:
+                            skip = pos  # the server ignored Range: drop what comes before our offset
+                        else:
+                            m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                            if not m or int(m.group(1)) != pos:
+                                raise TransferInterrupted(f"unexpected Content-Range "
+                                                          f"{response.headers.get('Content-Range')!r} for bytes {pos}-")
+                        buf = bytearray()
+                        content = response.content
+                        while pos + len(buf) < end:
+                            chunk = await content.readany()
+                            if not chunk:
+                                break
+                            if skip:
+                                if len(chunk) <= skip:
+                                    skip -= len(chunk)
+                                    continue
+                                chunk = chunk[skip:]
+                                skip = 0
+                            buf += chunk
+                            if len(buf) >= buf_size:
+                                pos = await self._write(ctx, pf, pos, buf, end, checkpoint)
+                                buf = bytearray()
+                        if buf:
+                            pos = await self._write(ctx, pf, pos, buf, end, checkpoint)
+                        if pos < end:
+                            raise TransferInterrupted(f"body ended at byte {pos} of {end}")
+            except TransferInterrupted as exc:
+                cuts += 1
+                self.counters.retries += 1
+                if cuts > self.settings.max_retries:
+                    raise TransferInterrupted(f"gave up after {cuts - 1} resumes: {exc}") from None
+                ctx.emit("retry", f"resuming at byte {pos}: {exc}")
+                await asyncio.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 0.25 * cuts))
+
+    async def _write(self, ctx, pf: PartialFile, pos: int, buf: bytearray, end: int, checkpoint: bool) -> int:
+        if pos + len(buf) > end:
+            del buf[end - pos:]
+        n = len(buf)
+
+        def work():
+            pf.write(pos, buf)
+            if checkpoint:
+                self.journal.add_done_range(pf.path, pos, pos + n)
+
+        await asyncio.to_thread(work)
+        self.counters.bytes += n
+        ctx.progress(n)
+        return pos + n
+
+
+# -- Docs editor files ------------------------------------------------------------------------------------
+
+
+class Exporter:
+    """Exports a Docs editor file (no ranges, no md5 from Drive: size checked when known, local md5 recorded)."""
+
+    def __init__(self, drive, journal, settings, counters: Counters):
+        self.drive = drive
+        self.journal = journal
+        self.settings = settings
+        self.counters = counters
+
+    async def fetch(self, ctx, item, export_mime: str, final_path: str) -> str:
+        part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
+        for attempt in range(self.settings.max_retries + 1):
+            pf = await asyncio.to_thread(PartialFile, part, 0, fresh=True)
+            pos = 0
+            try:
+                async with ctx.stream_slot():
+                    async with self.drive.export(item.id, export_mime) as response:
+                        expected = response.headers.get("Content-Length")
+                        buf = bytearray()
+                        while True:
+                            chunk = await response.content.readany()
+                            if not chunk:
+                                break
+                            buf += chunk
+                            if len(buf) >= self.settings.io_buffer:
+                                await asyncio.to_thread(pf.write, pos, buf)
+                                pos += len(buf)
+                                ctx.progress(len(buf))
+                                buf = bytearray()
+                        if buf:
+                            await asyncio.to_thread(pf.write, pos, buf)
+                            pos += len(buf)
+                            ctx.progress(len(buf))
+                md5 = await asyncio.to_thread(pf.finish)
+            except TransferInterrupted as exc:
+                ctx.progress(-pos)
+                self.counters.retries += 1
+                if attempt >= self.settings.max_retries:
+                    raise
+                ctx.emit("retry", f"export cut ({exc}); starting over")
+                continue
+            finally:
+                pf.close()
+            if expected is not None and expected.isdigit() and int(expected) != pos:
+                await asyncio.to_thread(os.unlink, part)
+                raise VerificationFailed(f"export size mismatch: got {pos} bytes, Drive announced {expected}")
+            self.counters.bytes += pos
+            await asyncio.to_thread(self._finalize, part, final_path, item, md5)
+            return "exported"
+        raise AssertionError("unreachable")
+
+    def _finalize(self, part: str, final_path: str, item, md5: str) -> None:
+        mtime_ns = parse_time_ns(item.modified_time)
+        if mtime_ns is not None:
+            os.utime(part, ns=(mtime_ns, mtime_ns))
+        if os.path.isdir(final_path) and not os.path.islink(final_path):
+            os.unlink(part)
+            raise VerificationFailed(f"a local folder is in the way: {final_path}")
+        os.replace(part, final_path)
+        st = os.stat(final_path)
+        self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
+                                   mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
+
+
+def file_md5(path: str) -> str:
+    """md5 of a local file, read in large blocks (hashlib releases the GIL: run it in a thread)."""
+    h = hashlib.md5()
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            block = fh.read(_HASH_READ)
+            if not block:
+                return h.hexdigest()
+            h.update(block)

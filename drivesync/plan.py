@@ -1,0 +1,165 @@
+"""What a pull must do: compare the remote tree, the local files and the journal -> actions.
+
+For each remote file at its local path:
+- ``skip``: the journal says we verified this exact content at this path and the local file's size and
+  mtime_ns are unchanged since (no re-hash);
+- ``check``: a local file of the right size that the journal does not vouch for: hash it; equal md5 ->
+  record and skip, else download and replace it atomically;
+- ``download`` / ``export``: missing or different;
+- ``conflict``: a local folder stands where a file must go (reported as a failure, nothing removed).
+With ``delete``: local files under LOCAL that Drive no longer has (and that the filters do not exclude)
+are removed, never partials, never anything outside LOCAL, never through a symlink.
+
+``make_plan`` only reads (lstat, listdir); it never writes, downloads or hashes.
+"""
+from __future__ import annotations
+
+import os
+import stat as _stat
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import names
+from .filters import Filter
+from .remote import Entry, Tree
+from .state import SyncedRecord
+
+
+@dataclass
+class Action:
+    kind: str            # 'download' | 'export' | 'check' | 'skip' | 'conflict' | 'delete' | 'mkdir'
+    local: str           # absolute local path
+    entry: Entry | None = None
+    reason: str = ""
+
+    @property
+    def rel(self) -> str:
+        return self.entry.path if self.entry is not None else self.local
+
+
+@dataclass
+class Plan:
+    root: str
+    mkdirs: list[Action] = field(default_factory=list)
+    transfers: list[Action] = field(default_factory=list)     # download / export / check
+    skips: list[Action] = field(default_factory=list)
+    conflicts: list[Action] = field(default_factory=list)
+    deletes: list[Action] = field(default_factory=list)
+    filtered: int = 0
+
+    @property
+    def bytes_to_transfer(self) -> int:
+        return sum(a.entry.size for a in self.transfers if a.entry is not None and a.kind != "check")
+
+    def lines(self) -> list[str]:
+        """Human-readable plan, one action per line (what --dry-run prints)."""
+        out = [f"mkdir    {a.local}" for a in self.mkdirs]
+        for a in self.transfers:
+            size = f" ({a.entry.size} bytes)" if a.entry and a.entry.kind == "file" else ""
+            out.append(f"{a.kind:<8} {a.rel}{size}" + (f"  [{a.reason}]" if a.reason else ""))
+        out += [f"conflict {a.rel}  [{a.reason}]" for a in self.conflicts]
+        out += [f"delete   {a.local}" for a in self.deletes]
+        return out
+
+
+def unchanged(record: SyncedRecord | None, entry: Entry, st: os.stat_result) -> bool:
+    """Does the journal vouch for this local file as a copy of this remote item, untouched since?"""
+    if record is None or record.file_id != entry.item.id:
+        return False
+    if record.size != st.st_size or record.mtime_ns != st.st_mtime_ns:
+        return False
+    if entry.kind == "doc":
+        return record.remote_modified == entry.item.modified_time
+    if entry.item.size is not None and entry.item.size != st.st_size:
+        return False
+    if entry.item.md5:
+        return record.md5 == entry.item.md5
+    return record.remote_modified == entry.item.modified_time
+
+
+def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter: Filter | None = None,
+              delete: bool = False, lstat: Callable[[str], os.stat_result] = os.lstat,
+              protect: frozenset[str] = frozenset()) -> Plan:
+    """Actions that make ``root`` a verified copy of ``tree`` (``records``: journal rows under root;
+    ``protect``: absolute paths --delete must never remove, e.g. the journal if it lives under root)."""
+    root = os.path.abspath(root)
+    filter = filter or Filter()
+    plan = Plan(root=root)
+    wanted_files: set[str] = set()
+    needed_dirs: set[str] = set()
+    remote_dirs: set[str] = set()
+
+    for entry in tree.entries:
+        local = names.join_inside(root, entry.path.split("/"))
+        if entry.kind == "folder":
+            remote_dirs.add(local)
+            continue
+        if filter.active and not filter.wants(entry.path):
+            plan.filtered += 1
+            continue
+        wanted_files.add(local)
+        needed_dirs.add(os.path.dirname(local))
+        try:
+            st = lstat(local)
+        except FileNotFoundError:
+            plan.transfers.append(Action("export" if entry.kind == "doc" else "download", local, entry))
+            continue
+        except NotADirectoryError:
+            plan.conflicts.append(Action("conflict", local, entry, "a local file is in the way of its folder"))
+            continue
+        if _stat.S_ISDIR(st.st_mode):
+            plan.conflicts.append(Action("conflict", local, entry, "a local folder is in the way"))
+            continue
+        record = records.get(local)
+        if _stat.S_ISREG(st.st_mode) and unchanged(record, entry, st):
+            plan.skips.append(Action("skip", local, entry))
+            continue
+        if entry.kind == "doc":
+            plan.transfers.append(Action("export", local, entry, "changed on Drive or not from us"))
+            continue
+        known_different = (
+            not _stat.S_ISREG(st.st_mode)                                # a symlink or special file: replace
+            or (entry.item.size is not None and st.st_size != entry.item.size)
+            or (record is not None and record.file_id == entry.item.id and record.size == st.st_size
+                and record.mtime_ns == st.st_mtime_ns and record.md5 != entry.item.md5)  # ours, content changed
+        )
+        if known_different or not entry.item.md5:
+            plan.transfers.append(Action("download", local, entry, "differs"))
+        else:
+            plan.transfers.append(Action("check", local, entry, "not in the journal: hash it"))
+
+    if not filter.active:
+        needed_dirs |= remote_dirs  # empty remote folders arrive too (not when filtering: rclone does the same)
+    for directory in sorted(needed_dirs):
+        probe = directory
+        missing_dirs = []
+        while probe != root and not os.path.isdir(probe):
+            missing_dirs.append(probe)
+            probe = os.path.dirname(probe)
+        for d in reversed(missing_dirs):
+            plan.mkdirs.append(Action("mkdir", d))
+    seen = set()
+    plan.mkdirs = [a for a in plan.mkdirs if not (a.local in seen or seen.add(a.local))]
+
+    if delete:
+        plan.deletes = _deletions(root, wanted_files | set(protect), remote_dirs, filter)
+    return plan
+
+
+def _deletions(root: str, wanted: set[str], remote_dirs: set[str], filter: Filter) -> list[Action]:
+    out: list[Action] = []
+    if not os.path.isdir(root):
+        return out
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        # Symlinked folders are not entered (os.walk does not follow them); the link itself is a file here.
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames + links):
+            path = os.path.join(dirpath, name)
+            if names.is_partial(name) or path in wanted:
+                continue
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if filter.active and not filter.wants(rel):
+                continue  # excluded files are left alone (rclone: only --delete-excluded removes them)
+            if names.inside(root, os.path.dirname(path)):
+                out.append(Action("delete", path, None, "gone from Drive"))
+    return out

@@ -1,0 +1,109 @@
+"""Progress bars and the end-of-run summary, fed by transfer.Event (pull and push share it).
+
+One bar for bytes and files (rate, ETA), one bar per large file in flight (at most ``max_file_bars``,
+so thousands of small files never make thousands of bars), and ``summary_line`` for the end. Uses
+``tqdm.auto`` so it renders as widgets in a notebook. It never decides anything about transfers.
+"""
+from __future__ import annotations
+
+import sys
+
+from .transfer import Event
+
+
+class Progress:
+    """A transfer.Transfers subscriber: ``Transfers(..., subscribers=[Progress(...)])``; call ``close()``."""
+
+    def __init__(self, *, total_bytes: int, total_files: int, big_file: int = 32 * 1024 * 1024,
+                 unit_files: str = "files", desc: str = "pull", max_file_bars: int = 4, file=None,
+                 disable: bool | None = None):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self.file = file or sys.stderr
+        self.disable = disable
+        self.total_files = total_files
+        self.unit_files = unit_files
+        self.big_file = big_file
+        self.max_file_bars = max_file_bars
+        self.files_done = 0
+        self.failed = 0
+        self.retries = 0
+        self._file_bars: dict[str, object] = {}
+        self._free_positions = list(range(max_file_bars, 0, -1))
+        self.main = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                         file=self.file, disable=disable, dynamic_ncols=True, position=0)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        text = f"{self.files_done}/{self.total_files} {self.unit_files}"
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.retries:
+            text += f", {self.retries} retries"
+        self.main.set_postfix_str(text, refresh=False)
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind == "bytes":
+            self.main.update(event.nbytes)
+            bar = self._file_bars.get(event.path)
+            if bar is not None:
+                bar.update(event.nbytes)
+        elif kind == "start":
+            if (event.total or 0) >= self.big_file and self._free_positions:
+                position = self._free_positions.pop()
+                name = event.path if len(event.path) <= 40 else "..." + event.path[-37:]
+                bar = self._tqdm(total=event.total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                                 file=self.file, disable=self.disable, leave=False, position=position,
+                                 dynamic_ncols=True)
+                bar.drivesync_position = position
+                self._file_bars[event.path] = bar
+        elif kind in ("done", "skip", "fail"):
+            self.files_done += 1
+            if kind == "fail":
+                self.failed += 1
+                self._tqdm.write(f"failed: {event.path}: {event.message}", file=self.file)
+            self._close_file_bar(event.path)
+            self._postfix()
+            self.main.refresh()
+        elif kind == "retry":
+            self.retries += 1
+            self._postfix()
+
+    def _close_file_bar(self, path: str) -> None:
+        bar = self._file_bars.pop(path, None)
+        if bar is not None:
+            self._free_positions.append(bar.drivesync_position)
+            bar.close()
+
+    def close(self) -> None:
+        for path in list(self._file_bars):
+            self._close_file_bar(path)
+        self.main.close()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def summary_line(result, verb: str = "pulled") -> str:
+    """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries'."""
+    parts = [f"{verb} {result.done} files"]
+    extra = [f"{result.skipped} skipped", f"{len(result.failed)} failed"]
+    if getattr(result, "exported", 0):
+        extra.append(f"{result.exported} Docs exported")
+    if getattr(result, "gdocs_skipped", 0):
+        extra.append(f"{result.gdocs_skipped} Docs skipped")
+    if getattr(result, "deleted", 0):
+        extra.append(f"{result.deleted} deleted")
+    if getattr(result, "filtered", 0):
+        extra.append(f"{result.filtered} filtered out")
+    parts[0] += f" ({', '.join(extra)})"
+    parts.append(f"{human_bytes(result.bytes)} in {result.seconds:.1f} s = {result.mb_per_s:.1f} MB/s")
+    parts.append(f"{result.retries} retries")
+    return ", ".join(parts)

@@ -1,0 +1,280 @@
+"""``drivesync pull``: stage a Drive folder (or one file) on local disk, verified and resumable.
+
+``pull(remote, local, **options)`` / ``await pull_async(...)`` resolve the remote path once, list the tree
+in batched queries (remote.py), compare it with local files and the journal (plan.py), and run the
+downloads through transfer.Transfers (download.py does one file). It returns a PullResult; it raises
+a DrivesyncError (one line) for bad input, before writing anything.
+
+Works in a notebook: when an event loop is already running in this thread (Jupyter), ``pull`` runs
+the coroutine on a worker thread. It never prints unless asked to (``progress=True``); the CLI prints.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+import types
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+from . import names
+from .config import Settings, from_environment
+from .download import Counters, Downloader, Exporter, file_md5
+from .errors import DrivesyncError, UsageError
+from .filters import Filter
+from .plan import Action, Plan, make_plan
+from .remote import Entry, parse_export_formats, resolve, walk
+from .session import open_drive
+from .state import Journal
+from .transfer import Event, Job, Transfers
+
+
+@dataclass
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass
+class PullResult:
+    """What a pull did. ``ok`` is True only when every wanted file arrived (or was already there)."""
+
+    remote: str
+    local: str
+    done: int = 0                    # files downloaded (or exported) this run
+    skipped: int = 0                 # already present and verified
+    failed: list[Failure] = field(default_factory=list)
+    exported: int = 0                # Docs files exported (included in done)
+    gdocs_skipped: int = 0           # Docs files left out (--skip-gdocs or no export format)
+    deleted: int = 0
+    filtered: int = 0                # left out by --include/--exclude
+    bytes: int = 0                   # content bytes received
+    seconds: float = 0.0
+    retries: int = 0                 # request-level and mid-stream retries
+    requests: int = 0
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    plan: list[str] = field(default_factory=list)   # with dry_run: what would happen
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failed"] = [asdict(f) for f in self.failed]
+        d["ok"] = self.ok
+        d["mb_per_s"] = round(self.mb_per_s, 3)
+        return d
+
+
+def default_local(remote: str, item_name: str | None = None) -> str:
+    """``./<last part of REMOTE>``; for ``id:...`` the item's name."""
+    text = remote.strip()
+    if text.startswith("id:") or not text.strip("/"):
+        base = item_name or "drive"
+    else:
+        base = text.rstrip("/").split("/")[-1]
+    return os.path.join(".", names.safe_name(base))
+
+
+def check_writable(directory: str) -> None:
+    """Can ``directory`` be created (or written, if it exists)? Raises UsageError, writes nothing."""
+    probe = os.path.abspath(directory)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise UsageError(f"cannot write to {directory}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to {directory}: {probe} is not writable")
+
+
+def _settings(settings: Settings | None, overrides: dict) -> Settings:
+    known = {k: v for k, v in overrides.items() if v is not None}
+    base = settings or from_environment()
+    try:
+        return base.with_(**known)
+    except TypeError as exc:
+        raise UsageError(f"unknown option: {exc}") from None
+
+
+async def pull_async(remote: str, local: str | None = None, *, settings: Settings | None = None,
+                     credentials: str | None = None, include: Iterable[str] = (), exclude: Iterable[str] = (),
+                     filter: Filter | None = None, dry_run: bool = False, delete: bool = False,
+                     skip_gdocs: bool = False, export_formats: str | Iterable[str] | None = None,
+                     progress: bool = False, subscribers: Iterable = (), journal: Journal | None = None,
+                     authorizer=None, **setting_overrides) -> PullResult:
+    """The coroutine behind ``pull``; see the module docstring. ``setting_overrides`` are Settings fields
+    (``transfers=16``, ``api_url=...``)."""
+    started = time.monotonic()
+    settings = _settings(settings, setting_overrides)
+    formats = parse_export_formats(export_formats)
+    filt = filter or Filter.from_lists(include, exclude)
+    if not isinstance(remote, str):
+        raise UsageError("REMOTE must be a path under My Drive or id:FILEID")
+    counters = Counters()
+    own_journal = journal is None
+    result = PullResult(remote=remote, local="", dry_run=dry_run)
+
+    async with open_drive(settings, credentials=credentials, authorizer=authorizer) as drive:
+        item = await resolve(drive, remote)
+        target = os.path.abspath(local if local else default_local(remote, item.name))
+        tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
+        if item.is_folder:
+            root = target
+            if os.path.lexists(root) and not os.path.isdir(root):
+                raise UsageError(f"{local or root} exists and is not a folder (the remote is a folder)")
+        else:
+            if os.path.isdir(target):
+                root = target
+            else:
+                root, name = os.path.dirname(target), os.path.basename(target)
+                if tree.entries:
+                    tree.entries[0].path = names.safe_name(name)
+        check_writable(root)
+        result.local = root
+        result.warnings = list(tree.warnings)
+        result.gdocs_skipped = len(tree.skipped_docs)
+        if own_journal:
+            journal = Journal()
+        try:
+            protect = frozenset(str(journal.path) + s for s in ("", "-wal", "-shm"))
+            records = journal.synced_under(root) if os.path.isdir(root) else {}
+            plan = make_plan(tree, root, records=records, filter=filt, delete=delete, protect=protect)
+            result.filtered = plan.filtered
+            result.skipped = len(plan.skips)
+            if dry_run:
+                result.plan = plan.lines()
+                result.failed = [Failure(a.rel, a.reason) for a in plan.conflicts]
+            else:
+                await _execute(drive, plan, journal, settings, counters, result, progress, subscribers)
+        finally:
+            if own_journal:
+                journal.close()
+        result.retries = counters.retries + drive.t.stats.retries
+        result.requests = drive.t.stats.requests
+    result.bytes = counters.bytes
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, counters: Counters,
+                   result: PullResult, progress: bool, subscribers: Iterable) -> None:
+    for action in plan.mkdirs:
+        await asyncio.to_thread(os.makedirs, action.local, exist_ok=True)
+    downloader = Downloader(drive, journal, settings, counters)
+    exporter = Exporter(drive, journal, settings, counters)
+
+    def job_for(action: Action) -> Job:
+        entry: Entry = action.entry
+
+        async def run(ctx) -> str:
+            if action.kind == "export":
+                return await exporter.fetch(ctx, entry.item, entry.export_mime, action.local)
+            if action.kind == "check":
+                local_md5 = await asyncio.to_thread(file_md5, action.local)
+                if local_md5 == entry.item.md5:
+                    st = await asyncio.to_thread(os.stat, action.local)
+                    journal.record_synced(action.local, file_id=entry.item.id, md5=local_md5, size=st.st_size,
+                                          mtime_ns=st.st_mtime_ns, remote_modified=entry.item.modified_time,
+                                          direction="pull")
+                    return "skip"
+            return await downloader.fetch(ctx, entry.item, action.local)
+
+        size = entry.size if action.kind != "export" else 0
+        return Job(path=entry.path, size=size, run=run)
+
+    subs = list(subscribers)
+    bars = None
+    if progress:
+        from .progress import Progress
+
+        bars = Progress(total_bytes=plan.bytes_to_transfer, total_files=len(plan.transfers),
+                        big_file=settings.multistream_cutoff, unit_files="files")
+        subs.append(bars)
+    transfers = Transfers(transfers=settings.transfers, max_streams=settings.max_streams, subscribers=subs)
+    try:
+        outcomes = await transfers.run([job_for(a) for a in plan.transfers])
+    finally:
+        if bars is not None:
+            bars.close()
+    for action in plan.conflicts:
+        result.failed.append(Failure(action.rel, action.reason))
+    for outcome in outcomes:
+        if outcome.result == "fail":
+            result.failed.append(Failure(outcome.path, _reason(outcome.error)))
+        elif outcome.result == "skip":
+            result.skipped += 1
+        else:
+            result.done += 1
+            if outcome.result == "exported":
+                result.exported += 1
+    if plan.deletes:
+        if result.failed:
+            result.warnings.append(f"not deleting {len(plan.deletes)} local files: some transfers failed")
+        else:
+            for action in plan.deletes:
+                try:
+                    await asyncio.to_thread(os.unlink, action.local)
+                    journal.forget_synced(action.local)
+                    result.deleted += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    result.failed.append(Failure(action.local, f"could not delete: {exc.strerror}"))
+
+
+def _reason(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    if isinstance(error, DrivesyncError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return f"{type(error).__name__}: {error}"
+
+
+def pull(remote: str, local: str | None = None, **options) -> PullResult:
+    """Pull a Drive folder or file to local disk; see ``pull_async`` for the options.
+
+    Safe to call from a notebook cell: with an event loop already running here, the pull runs on a
+    worker thread (its own loop) and this call waits for it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(pull_async(remote, local, **options))
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = asyncio.run(pull_async(remote, local, **options))
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="drivesync-pull", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class _CallableModule(types.ModuleType):
+    """``drivesync.pull`` is both this module and the function: importing the submodule rebinds the
+    package attribute to the module, so the module forwards calls to ``pull``."""
+
+    def __call__(self, *args, **kwargs):
+        return pull(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
