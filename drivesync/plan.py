@@ -130,10 +130,12 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
 
     if not filter.active:
         needed_dirs |= remote_dirs  # empty remote folders arrive too (not when filtering: rclone does the same)
+    if needed_dirs or not filter.active:
+        needed_dirs.add(root)
     for directory in sorted(needed_dirs):
         probe = directory
         missing_dirs = []
-        while probe != root and not os.path.isdir(probe):
+        while not os.path.isdir(probe) and probe != os.path.dirname(probe):
             missing_dirs.append(probe)
             probe = os.path.dirname(probe)
         for d in reversed(missing_dirs):
