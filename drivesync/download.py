@@ -203,6 +203,12 @@ class Downloader:
             try:
                 md5 = await self._fetch_once(ctx, item, size, part)
             except BaseException:
+                if size < self.checkpoint_cutoff:
+                    # Not checkpointed, so useless to a later run: leave nothing behind.
+                    try:
+                        os.unlink(part)
+                    except OSError:
+                        pass
                 raise
             if item.md5 and md5 != item.md5:
                 await asyncio.to_thread(self._discard, part)
@@ -379,6 +385,16 @@ class Exporter:
 
     async def fetch(self, ctx, item, export_mime: str, final_path: str) -> str:
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
+        try:
+            return await self._fetch(ctx, item, export_mime, final_path, part)
+        except BaseException:
+            try:  # exports are small and never resumed: leave nothing behind
+                os.unlink(part)
+            except OSError:
+                pass
+            raise
+
+    async def _fetch(self, ctx, item, export_mime: str, final_path: str, part: str) -> str:
         for attempt in range(self.settings.max_retries + 1):
             pf = await asyncio.to_thread(PartialFile, part, 0, fresh=True)
             pos = 0
