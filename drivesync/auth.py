@@ -222,8 +222,14 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
+    import warnings
+
     try:
-        creds, _project = google.auth.default(scopes=scope_urls(scopes))
+        with warnings.catch_warnings():
+            # "No project ID could be determined": Drive needs none; the warning would only confuse.
+            warnings.filterwarnings("ignore", message=".*project ID.*")
+            warnings.filterwarnings("ignore", message=".*end user credentials from Google Cloud SDK.*")
+            creds, _project = google.auth.default(scopes=scope_urls(scopes))
     except DefaultCredentialsError as exc:
         where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         if where:
@@ -232,6 +238,7 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
             raise AuthError(f"GOOGLE_APPLICATION_CREDENTIALS={where} is {reason}") from None
         log.debug("no application default credentials (%s)", type(exc).__name__)
         return None
+    creds = _honour_file_token_uri(creds, os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
     if not _drive_scoped_vm(creds):
         log.info("credentials: skipping the VM's service account (its access scopes do not include Drive)")
         return None
@@ -241,6 +248,22 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
     remedy = (f"replace {where}" if where else "run 'gcloud auth application-default login "
               "--scopes=https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/cloud-platform'")
     return Chosen(creds, source, remedy=remedy)
+
+
+def _honour_file_token_uri(creds, path: str | None):
+    """google-auth always points authorized-user credentials at Google's token endpoint; keep the one
+    the file names (the emulator in tests, a corporate proxy in the wild), as for --credentials."""
+    if not path or not hasattr(creds, "with_token_uri") or not hasattr(creds, "refresh_token"):
+        return creds
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return creds
+    uri = info.get("token_uri") if isinstance(info, dict) and info.get("type") == "authorized_user" else None
+    if isinstance(uri, str) and uri and uri != getattr(creds, "token_uri", None):
+        return creds.with_token_uri(uri)
+    return creds
 
 
 def _drive_scoped_vm(creds) -> bool:
