@@ -57,6 +57,10 @@ class FileChanged(DrivesyncError):
     """The local file changed while it was being uploaded; the partial session was abandoned."""
 
 
+class Superseded(DrivesyncError):
+    """The caller asked to stop (a newer version is complete) before the upload was committed."""
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """What to send next: bytes [start, end) of the file, and whether this chunk finishes the upload."""
@@ -326,12 +330,15 @@ def rfc3339(mtime_ns: int) -> str:
 async def upload_file(drive: Drive, local_path: str, target: UploadTarget, *, journal: Journal | None = None,
                       chunk_size: int | None = None, cutoff: int | None = None, md5: str | None = None,
                       progress: Callable[[int], None] | None = None,
-                      stats: UploadStats | None = None) -> RemoteFile:
+                      stats: UploadStats | None = None, abandon: Callable[[], bool] | None = None) -> RemoteFile:
     """Upload one local file to Drive and verify it; returns the Drive file.
 
     Small files go up in one multipart request, larger ones as a resumable session that survives
     process death (through ``journal``). ``md5`` may be passed when the caller already hashed the file
-    at its current stat. Raises FileChanged if the file changed while it was read, VerificationFailed
+    at its current stat. ``abandon()`` is asked before each request that sends content: True stops
+    the upload at that boundary with Superseded (never in the middle of a commit, so the caller's view
+    of Drive stays exact; cancelling the task instead could leave a created file it does not know of).
+    Raises FileChanged if the file changed while it was read, VerificationFailed
     if Drive's md5 differs from ours, DriveError/TransferInterrupted when Drive cannot be reached.
     """
     settings = drive.settings
@@ -342,13 +349,15 @@ async def upload_file(drive: Drive, local_path: str, target: UploadTarget, *, jo
     before = LocalStat.of(local_path)
     if target.modified_time is None:
         target.modified_time = rfc3339(before.mtime_ns)
+    abandon = abandon or (lambda: False)
     if before.size <= cutoff:
-        return await _upload_small(drive, local_path, target, before, progress, stats)
+        return await _upload_small(drive, local_path, target, before, progress, stats, abandon)
     return await _upload_resumable(drive, local_path, target, before, journal=journal, chunk_size=chunk_size,
-                                   md5=md5, progress=progress, stats=stats)
+                                   md5=md5, progress=progress, stats=stats, abandon=abandon)
 
 
-async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: LocalStat, progress, stats) -> RemoteFile:
+async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: LocalStat, progress, stats,
+                        abandon) -> RemoteFile:
     def read() -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
@@ -358,6 +367,8 @@ async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: L
     if after != before or len(content) != before.size:
         raise FileChanged(f"{path} changed while it was read; it will be uploaded once it settles")
     local_md5 = hashlib.md5(content).hexdigest()
+    if abandon():
+        raise Superseded(f"{path}: superseded before upload")
     remote = await drive.upload_multipart(target.metadata(), content, file_id=target.file_id,
                                           mime_type=target.mime_type)
     stats.bytes_sent += len(content)
@@ -369,7 +380,7 @@ async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: L
 
 async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, before: LocalStat, *,
                             journal: Journal | None, chunk_size: int, md5: str | None, progress,
-                            stats: UploadStats) -> RemoteFile:
+                            stats: UploadStats, abandon) -> RemoteFile:
     fd = os.open(path, os.O_RDONLY)
     try:
         if md5 is None:
@@ -380,7 +391,7 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
         while True:
             try:
                 return await _run_session(drive, path, fd, target, before, md5, journal=journal,
-                                          chunk_size=chunk_size, progress=progress, stats=stats)
+                                          chunk_size=chunk_size, progress=progress, stats=stats, abandon=abandon)
             except SessionExpired:
                 restarts += 1
                 if journal:
@@ -393,7 +404,8 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
 
 
 async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, before: LocalStat, md5: str, *,
-                       journal: Journal | None, chunk_size: int, progress, stats: UploadStats) -> RemoteFile:
+                       journal: Journal | None, chunk_size: int, progress, stats: UploadStats,
+                       abandon=lambda: False) -> RemoteFile:
     size = before.size
     saved = journal.upload_session(path) if journal else None
     if saved is not None and not (saved.size == size and saved.mtime_ns == before.mtime_ns and saved.md5 == md5
@@ -439,6 +451,10 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
                 first = False
             continue
         first = False
+        if abandon():
+            if journal:
+                journal.forget_upload_session(path)
+            raise Superseded(f"{path}: a newer version is complete; this upload was abandoned")
         plan = upload.prepare_chunk()
         if sent_md5 is None or plan.start != hashed_to:
             # (Re)build the running hash of what Drive holds: bytes [0, start) of the local file.

@@ -1,0 +1,480 @@
+"""``push``: upload a local file or folder tree to Drive, skipping what Drive already holds.
+
+What it owns: mapping a local tree onto a Drive folder (creating missing folders, one at a time per
+path so concurrent jobs never create twins), deciding per file between skip (size and md5 equal),
+new revision (PATCH the same file id: a changed file never becomes a second file with the same name)
+and create, recording verified files in the journal, and the optional mirror delete (to the trash).
+``Pusher`` is the reusable part: watch.py drives the same object file by file.
+
+What it must never do: retry requests (transport.py), run its own concurrency (transfer.py does),
+speak the resumable protocol (upload.py), or upload a temporary or excluded name.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .config import Settings, from_environment
+from .drive import FOLDER, Drive, RemoteFile, quote
+from .errors import DriveError, DrivesyncError, NotAFolder, UsageError
+from .filters import Filter
+from .state import Journal
+from .transfer import Job, JobContext, Transfers
+from .upload import LocalStat, UploadStats, UploadTarget, file_md5, upload_file
+
+log = logging.getLogger("drivesync.push")
+
+ITEM_FIELDS = "id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed"
+LIST_FIELDS = f"nextPageToken,files({ITEM_FIELDS})"
+
+
+class PushFailed(DrivesyncError):
+    """Some files could not be uploaded (the others were). ``result`` says which."""
+
+    def __init__(self, result: "PushResult"):
+        self.result = result
+        first_path, first_error = result.failed[0]
+        more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
+        super().__init__(f"{len(result.failed)} file(s) not uploaded: {first_path}: {first_error}{more}")
+
+
+@dataclass
+class PushResult:
+    local: str
+    remote: str
+    remote_id: str = ""
+    uploaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    bytes_uploaded: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        text = (f"pushed {self.local} -> {self.remote}: {len(self.uploaded)} uploaded "
+                f"({self.bytes_uploaded / 1e6:.1f} MB), {len(self.skipped)} unchanged")
+        if self.deleted:
+            text += f", {len(self.deleted)} trashed"
+        if self.failed:
+            text += f", {len(self.failed)} failed"
+        return text
+
+
+def default_remote(local: str) -> str:
+    """REMOTE when none is given: the local folder's name under My Drive (a file goes to My Drive's root)."""
+    path = os.path.abspath(local)
+    if os.path.isdir(path):
+        name = os.path.basename(path.rstrip(os.sep))
+        if not name:
+            raise UsageError(f"cannot name a Drive folder after {local!r}: pass REMOTE")
+        return name
+    return ""
+
+
+def _remote_parts(remote: str) -> list[str]:
+    text = remote.strip()
+    if text.startswith("id:"):
+        raise UsageError("push takes a remote path (like run42/checkpoints), not id:FILEID")
+    parts = [p for p in text.split("/") if p]
+    for p in parts:
+        if p in (".", ".."):
+            raise UsageError(f"remote path {remote!r}: '.' and '..' are not allowed")
+    return parts
+
+
+class Pusher:
+    """One local root mapped onto one Drive folder; uploads files by their path relative to the root.
+
+    Remote folders are found or created lazily and cached; each folder's listing is fetched once and
+    kept up to date with what this object uploads.
+    """
+
+    def __init__(self, drive: Drive, journal: Journal, local_root: str, remote_root_id: str, *,
+                 exclude: Iterable[str] = (), chunk_size: int | None = None):
+        self.drive = drive
+        self.journal = journal
+        self.local_root = os.path.abspath(local_root)
+        self.filter = Filter.from_lists(exclude=exclude)
+        self.chunk_size = chunk_size
+        self._folders: dict[str, str] = {"": remote_root_id}
+        self._listings: dict[str, dict[str, list[RemoteFile]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def remote_root_id(self) -> str:
+        return self._folders[""]
+
+    # -- rules -------------------------------------------------------------------------------------
+
+    def wanted(self, rel: str) -> bool:
+        """Is this path (relative, '/'-separated) ever uploaded? Temporary names and excludes are not."""
+        from .watch import is_temporary
+
+        if any(is_temporary(part) for part in rel.split("/")):
+            return False
+        return self.filter.wants(rel)
+
+    def local_path(self, rel: str) -> str:
+        return os.path.join(self.local_root, *rel.split("/")) if rel else self.local_root
+
+    # -- remote folders ----------------------------------------------------------------------------
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def listing(self, folder_id: str, *, refresh: bool = False) -> dict[str, list[RemoteFile]]:
+        async with self._lock("list:" + folder_id):
+            if refresh or folder_id not in self._listings:
+                items = await self.drive.list(f"{quote(folder_id)} in parents and trashed = false", fields=LIST_FIELDS)
+                by_name: dict[str, list[RemoteFile]] = {}
+                for item in items:
+                    by_name.setdefault(item.name, []).append(item)
+                self._listings[folder_id] = by_name
+            return self._listings[folder_id]
+
+    async def folder(self, rel_dir: str, *, create: bool = True) -> str | None:
+        """The Drive folder id for a local directory (relative path), created with its parents if missing."""
+        rel_dir = rel_dir.strip("/")
+        if rel_dir in self._folders:
+            return self._folders[rel_dir]
+        parent_rel, _, name = rel_dir.rpartition("/")
+        parent_id = await self.folder(parent_rel, create=create)
+        if parent_id is None:
+            return None
+        async with self._lock("folder:" + rel_dir):
+            if rel_dir in self._folders:
+                return self._folders[rel_dir]
+            children = await self.listing(parent_id)
+            folders = [c for c in children.get(name, []) if c.is_folder]
+            if folders:
+                if len(folders) > 1:
+                    log.warning("%d Drive folders are named %s; using id:%s", len(folders), rel_dir, folders[0].id)
+                folder_id = folders[0].id
+            elif children.get(name):
+                raise NotAFolder(f"{rel_dir} is a file on Drive, not a folder")
+            elif not create:
+                return None
+            else:
+                created = await self.drive.create_folder(name, parent_id)
+                children.setdefault(name, []).append(created)
+                self._listings[created.id] = {}
+                folder_id = created.id
+            self._folders[rel_dir] = folder_id
+            return folder_id
+
+    async def find(self, rel: str) -> RemoteFile | None:
+        """The Drive item at a relative path, or None (without creating anything)."""
+        parent_rel, _, name = rel.strip("/").rpartition("/")
+        parent_id = await self.folder(parent_rel, create=False)
+        if parent_id is None:
+            return None
+        items = (await self.listing(parent_id)).get(name, [])
+        return items[0] if items else None
+
+    # -- one file ----------------------------------------------------------------------------------
+
+    async def push_file(self, rel: str, *, path: str | None = None, progress=None,
+                        stats: UploadStats | None = None, abandon=None) -> tuple[str, RemoteFile]:
+        """Upload one file (``rel`` is its Drive path under the root; ``path`` its local path when that is
+        not the same) unless Drive already holds it; returns ('done' | 'skip', the Drive file)."""
+        path = path or self.local_path(rel)
+        st = LocalStat.of(path)
+        if not os.path.isfile(path):
+            raise UsageError(f"{path} is not a regular file")
+        parent_rel, _, name = rel.rpartition("/")
+        parent_id = await self.folder(parent_rel)
+        children = await self.listing(parent_id)
+        same_name = children.get(name, [])
+        if any(c.is_folder for c in same_name):
+            raise NotAFolder(f"{rel}: Drive has a folder with that name; not replacing it with a file")
+        binaries = [c for c in same_name if not c.is_google_doc]
+        existing = self._pick(path, binaries)
+        local_md5 = None
+        if existing is not None and existing.size == st.size and existing.md5:
+            local_md5 = await self._md5(path, st)
+            if local_md5 == existing.md5:
+                self._record(path, existing, local_md5, st)
+                return "skip", existing
+        target = UploadTarget(name=name, parent_id=parent_id, file_id=existing.id if existing else None)
+        try:
+            remote = await upload_file(self.drive, path, target, journal=self.journal, chunk_size=self.chunk_size,
+                                       md5=local_md5, progress=progress, stats=stats, abandon=abandon)
+        except BaseException:
+            if existing is None:
+                # The create may have landed on Drive without our hearing of it: list again next time.
+                self._listings.pop(parent_id, None)
+            raise
+        if existing is None:
+            children.setdefault(name, []).append(remote)
+        else:
+            children[name] = [remote if c.id == remote.id else c for c in same_name]
+        self._record(path, remote, remote.md5, st)
+        return "done", remote
+
+    def _pick(self, path: str, candidates: list[RemoteFile]) -> RemoteFile | None:
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            record = self.journal.synced(path)
+            for c in candidates:
+                if record and c.id == record.file_id:
+                    return c
+            log.warning("%d Drive files are named like %s; updating id:%s", len(candidates), path, candidates[0].id)
+        return candidates[0]
+
+    async def _md5(self, path: str, st: LocalStat) -> str:
+        record = self.journal.synced(path)
+        if record and record.md5 and record.size == st.size and record.mtime_ns == st.mtime_ns:
+            return record.md5
+        return await asyncio.to_thread(file_md5, path)
+
+    def _record(self, path: str, remote: RemoteFile, md5: str | None, st: LocalStat) -> None:
+        self.journal.record_synced(path, file_id=remote.id, md5=md5, size=st.size, mtime_ns=st.mtime_ns,
+                                   remote_modified=remote.modified_time, direction="push")
+
+    # -- removal (mirror mode) ---------------------------------------------------------------------
+
+    async def trash(self, rel: str) -> bool:
+        """Move the Drive item at a relative path to the trash (a file or a whole folder)."""
+        rel = rel.strip("/")
+        parent_rel, _, name = rel.rpartition("/")
+        parent_id = await self.folder(parent_rel, create=False)
+        if parent_id is None:
+            return False
+        children = await self.listing(parent_id)
+        items = children.pop(name, [])
+        for item in items:
+            try:
+                await self.drive.trash(item.id)
+            except DriveError as exc:
+                if exc.status != 404:
+                    raise
+            if item.is_folder:
+                self._forget_folder(rel)
+        prefix = self.local_path(rel)
+        self.journal.forget_synced(prefix)
+        for key in self.journal.synced_under(prefix):
+            self.journal.forget_synced(key)
+        return bool(items)
+
+    def _forget_folder(self, rel: str) -> None:
+        for key in [k for k in self._folders if k == rel or k.startswith(rel + "/")]:
+            self._listings.pop(self._folders.pop(key), None)
+
+    # -- a whole tree ------------------------------------------------------------------------------
+
+    def local_files(self, rel_dir: str = "") -> list[tuple[str, int]]:
+        """(relative path, size) of every wanted regular file under a local directory, sorted."""
+        out = []
+        base = self.local_path(rel_dir)
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            rel_here = os.path.relpath(dirpath, self.local_root).replace(os.sep, "/")
+            rel_here = "" if rel_here == "." else rel_here
+            dirnames[:] = sorted(d for d in dirnames if self.wanted(f"{rel_here}/{d}".lstrip("/") + "/")
+                                 and not os.path.islink(os.path.join(dirpath, d)))
+            for name in sorted(filenames):
+                rel = f"{rel_here}/{name}".lstrip("/")
+                full = os.path.join(dirpath, name)
+                if not self.wanted(rel):
+                    continue
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue
+                if os.path.isfile(full):
+                    out.append((rel, st.st_size))
+        return out
+
+    async def extra_remote(self, rel_dir: str, local_names: set[str]) -> list[str]:
+        """Relative paths of Drive items in a mirrored folder that have no local counterpart."""
+        folder_id = await self.folder(rel_dir, create=False)
+        if folder_id is None:
+            return []
+        out = []
+        for name, items in (await self.listing(folder_id)).items():
+            rel = f"{rel_dir}/{name}".lstrip("/")
+            if name not in local_names and items:
+                out.append(rel)
+            elif any(i.is_folder for i in items) and os.path.isdir(self.local_path(rel)):
+                sub = set(os.listdir(self.local_path(rel)))
+                out.extend(await self.extra_remote(rel, sub))
+        return out
+
+
+async def resolve_root(drive: Drive, remote: str, *, create: bool = True) -> str:
+    """The Drive folder id for a remote path under My Drive, creating missing folders."""
+    parts = _remote_parts(remote)
+    current = (await drive.get("root", "id,mimeType")).id
+    walked = []
+    for part in parts:
+        walked.append(part)
+        items = await drive.list(f"name = {quote(part)} and {quote(current)} in parents and trashed = false",
+                                 fields=LIST_FIELDS)
+        folders = [i for i in items if i.is_folder]
+        if folders:
+            current = folders[0].id
+        elif items:
+            raise NotAFolder(f"{'/'.join(walked)} is a file on Drive, not a folder")
+        elif create:
+            current = (await drive.create_folder(part, current)).id
+        else:
+            raise UsageError(f"not found on Drive: {'/'.join(walked)}")
+    return current
+
+
+def _check_local(local: str) -> str:
+    path = os.path.abspath(os.path.expanduser(local))
+    if not os.path.exists(path):
+        raise UsageError(f"no such file or folder: {local}")
+    if not (os.path.isdir(path) or os.path.isfile(path)):
+        raise UsageError(f"{local} is neither a regular file nor a folder")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {local}")
+    return path
+
+
+def make_settings(settings: Settings | None = None, *, api_url: str | None = None, transfers: int | None = None,
+                  chunk_size: int | None = None, upload_cutoff: int | None = None) -> Settings:
+    base = settings or from_environment()
+    return base.with_(api_url=api_url, upload_transfers=transfers, upload_chunk_size=chunk_size,
+                      upload_cutoff=upload_cutoff)
+
+
+async def push_async(local: str, remote: str | None = None, *, settings: Settings | None = None,
+                     credentials: str | None = None, impersonate: str | None = None, api_url: str | None = None,
+                     transfers: int | None = None, chunk_size: int | None = None, upload_cutoff: int | None = None,
+                     exclude: Iterable[str] = (), delete: bool = False, subscribers=(), journal: Journal | None = None,
+                     drive: Drive | None = None) -> PushResult:
+    """Upload ``local`` (a file or a folder) to ``remote`` (a path under My Drive). See ``push``."""
+    path = _check_local(local)
+    remote = default_remote(path) if remote is None else remote
+    settings = make_settings(settings, api_url=api_url, transfers=transfers, chunk_size=chunk_size,
+                             upload_cutoff=upload_cutoff)
+    own_journal = journal is None
+    journal = journal or Journal()
+    try:
+        if drive is not None:
+            return await _push(drive, journal, path, remote, settings, exclude, delete, subscribers)
+        from .session import open_drive
+
+        async with open_drive(settings, credentials=credentials, subject=impersonate) as opened:
+            return await _push(opened, journal, path, remote, settings, exclude, delete, subscribers)
+    finally:
+        if own_journal:
+            journal.close()
+
+
+async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings: Settings, exclude, delete: bool,
+                subscribers) -> PushResult:
+    result = PushResult(local=path, remote=remote or "/")
+    single: str | None = None
+    if os.path.isdir(path):
+        root_id = await resolve_root(drive, remote)
+        pusher = Pusher(drive, journal, path, root_id, exclude=exclude, chunk_size=settings.upload_chunk_size)
+        files = pusher.local_files()
+    else:
+        # A file: REMOTE is a folder to put it in (trailing '/', or an existing folder) or its new path.
+        parts = _remote_parts(remote)
+        name = os.path.basename(path)
+        folder_parts = parts
+        if parts and not remote.rstrip().endswith("/"):
+            parent = "/".join(parts[:-1])
+            parent_id = await resolve_root(drive, parent)
+            items = await drive.list(f"name = {quote(parts[-1])} and {quote(parent_id)} in parents and trashed = false",
+                                     fields=LIST_FIELDS)
+            if not any(i.is_folder for i in items):
+                folder_parts, name = parts[:-1], parts[-1]
+        root_id = await resolve_root(drive, "/".join(folder_parts))
+        pusher = Pusher(drive, journal, os.path.dirname(path), root_id, exclude=exclude,
+                        chunk_size=settings.upload_chunk_size)
+        single = path      # one file, perhaps under another name on Drive
+        files = [(name, os.path.getsize(path))]
+    result.remote_id = root_id
+
+    def job_for(rel: str, size: int) -> Job:
+        async def run(ctx: JobContext) -> str:
+            stats = UploadStats()
+            outcome, _ = await pusher.push_file(rel, path=single, progress=ctx.progress, stats=stats)
+            if outcome == "done":
+                result.uploaded.append(rel)
+                result.bytes_uploaded += stats.bytes_sent
+            else:
+                result.skipped.append(rel)
+            return outcome
+        return Job(single or pusher.local_path(rel), size, run)
+
+    transfers = Transfers(transfers=settings.upload_transfers, max_streams=settings.max_streams,
+                          subscribers=subscribers)
+    outcomes = await transfers.run(job_for(rel, size) for rel, size in files)
+    for outcome in outcomes:
+        if outcome.result == "fail":
+            result.failed.append((outcome.path, str(outcome.error)))
+    if delete and os.path.isdir(path):
+        if result.failed:
+            log.warning("not deleting anything on Drive: some uploads failed")
+        else:
+            for rel in await pusher.extra_remote("", set(os.listdir(path))):
+                if pusher.wanted(rel) or not os.path.exists(pusher.local_path(rel)):
+                    await pusher.trash(rel)
+                    result.deleted.append(rel)
+    return result
+
+
+def run_sync(coro):
+    """Run a coroutine to completion from synchronous code, even inside a notebook's running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict = {}
+
+    def runner():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name="drivesync-push", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def push(local: str, remote: str | None = None, **options) -> PushResult:
+    """Upload a local file or folder to Drive; return what happened.
+
+    ``remote`` is a path under My Drive (default: the local folder's name); missing folders are
+    created. Unchanged files (same size and md5 as on Drive) are skipped, a changed file becomes a
+    new revision of the same Drive file. Options: ``credentials``, ``api_url``, ``settings``,
+    ``transfers``, ``chunk_size``, ``exclude`` (globs), ``delete`` (trash Drive files that are gone
+    locally), ``subscribers`` (transfer.Event callbacks). Raises PushFailed if any file failed.
+    """
+    result = run_sync(push_async(local, remote, **options))
+    if result.failed:
+        raise PushFailed(result)
+    return result
+
+
+class _CallableModule(types.ModuleType):
+    """``drivesync.push`` is both this module and the function: importing the submodule rebinds the
+    package attribute to the module, so the module forwards calls to ``push``."""
+
+    def __call__(self, *args, **kwargs):
+        return push(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
