@@ -400,7 +400,7 @@ def measure_row(profile: str, scenario: Scenario, contender: Contender, floor_s:
         row.rate_limited = _rate_limited(stats)
     row.cpu_s = round(m.cpu_s, 2)
     row.cpu_s_per_gb = round(m.cpu_s / (scenario.bytes / GB), 2) if scenario.bytes else None
-    row.peak_rss_mib = round(m.maxrss_kib / 1024, 1)
+    row.peak_rss_mib = round(m.maxrss_kib / 1024, 1) if m.maxrss_kib else None
     return row
 
 

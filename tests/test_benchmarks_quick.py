@@ -186,3 +186,21 @@ def test_cli_rejects_malformed_flags():
                              timeout=60)
         assert got.returncode == 2
         assert "Traceback" not in got.stderr
+
+
+def test_peak_rss_is_the_commands_own_not_the_harness():
+    # The harness holds 200 MiB; a tiny child must not be reported at the harness's size
+    # (Linux carries the forking process's high-water mark across exec into ru_maxrss).
+    ballast = bytearray(200 * 1024 * 1024)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    m = run_measured([sys.executable, "-c", "pass"], timeout=60)
+    assert 0 < m.maxrss_kib < 100 * 1024
+    del ballast
+
+
+def test_timed_out_command_still_reports_its_peak_rss(tmp_path):
+    code = "import time\nb = bytearray(60 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\ntime.sleep(60)"
+    m = run_measured([sys.executable, "-c", code], timeout=3, log=tmp_path / "log")
+    assert m.timed_out
+    assert m.maxrss_kib >= 60 * 1024

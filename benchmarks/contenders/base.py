@@ -2,14 +2,21 @@
 
 A contender is a way a user could stage the data (drivesync, rclone, a FUSE mount, the official
 client). Each one runs as child processes so its CPU time and peak memory are its own:
-`os.wait4` hands back the child's rusage (user+sys, ru_maxrss), which on Linux also includes the
-descendants that child waited for. Never imports the drivesync client or the emulator.
+`os.wait4` hands back the child's rusage (user+sys), which on Linux also includes the descendants
+that child waited for. Peak memory needs care: a child's ru_maxrss also counts the memory of the
+process it was forked from (Linux keeps the old mm's high-water mark across exec), so measured
+straight from here every contender would "use" the harness's own RSS. So the command runs under
+GNU time (`/usr/bin/time -f %M`, a ~2 MiB process), whose report is the command's own peak; where
+GNU time is missing, the child's VmHWM is sampled from /proc while it runs instead.
+Never imports the drivesync client or the emulator.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +54,32 @@ def _tail(path: Path, limit: int = 1500) -> str:
     return data[-limit:].decode("utf-8", "replace").strip()
 
 
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else shutil.which("gtime")
+
+
+def _read_gnu_time(path: str) -> int | None:
+    """The %M (peak RSS, KiB) that GNU time wrote; its file may start with 'Command exited ...'."""
+    try:
+        lines = Path(path).read_text().split()
+    except OSError:
+        return None
+    for word in reversed(lines):
+        if word.isdigit():
+            return int(word)
+    return None
+
+
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 class Child:
     """A child process we can measure with wait4 (its own session, so a timeout kills its whole group)."""
 
@@ -54,10 +87,17 @@ class Child:
                  log: Path | None = None):
         self.argv = list(argv)
         self.log = log
+        self.hwm_kib = 0
+        self.rss_file: str | None = None
+        run_argv = self.argv
+        if GNU_TIME:
+            fd, self.rss_file = tempfile.mkstemp(prefix="bench-rss-")
+            os.close(fd)
+            run_argv = [GNU_TIME, "-f", "%M", "-o", self.rss_file, *self.argv]
         out = open(log, "ab") if log else subprocess.DEVNULL
         self.started = time.monotonic()
         try:
-            self.proc = subprocess.Popen(self.argv, env=dict(env) if env is not None else None, cwd=cwd,
+            self.proc = subprocess.Popen(run_argv, env=dict(env) if env is not None else None, cwd=cwd,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         finally:
@@ -73,6 +113,8 @@ class Child:
         """The measurement if the child has exited (reaping it), else None."""
         if self.result is not None:
             return self.result
+        if not GNU_TIME:
+            self.hwm_kib = max(self.hwm_kib, _vm_hwm_kib(self.proc.pid) or 0)
         pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
         if pid == 0:
             return None
@@ -81,10 +123,17 @@ class Child:
     def _done(self, status: int, ru: Any, *, timed_out: bool) -> Measured:
         rc = os.waitstatus_to_exitcode(status)
         self.proc.returncode = rc  # tell Popen it is reaped
+        peak = self.hwm_kib
+        if self.rss_file:
+            peak = _read_gnu_time(self.rss_file) or 0  # none when killed on a timeout
+            try:
+                os.unlink(self.rss_file)
+            except OSError:
+                pass
         self.result = Measured(
             wall_s=time.monotonic() - self.started,
             cpu_s=ru.ru_utime + ru.ru_stime,
-            maxrss_kib=int(ru.ru_maxrss),
+            maxrss_kib=int(peak),
             returncode=rc,
             timed_out=timed_out,
             tail=_tail(self.log) if self.log else "",
@@ -113,11 +162,20 @@ class Child:
             delay = min(delay * 2, 0.05)
 
     def kill(self, grace: float = 5.0) -> Measured:
+        """SIGTERM the command (GNU time, when it wraps it, stays to report its peak RSS), then SIGKILL all."""
         if self.result is not None:
             return self.result
-        for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+        steps = [(signal.SIGTERM, grace), (signal.SIGKILL, 30.0)]
+        if GNU_TIME:
+            steps.insert(0, (None, grace))
+        for sig, wait_s in steps:
             try:
-                os.killpg(self.proc.pid, sig)
+                if sig is None:
+                    for pid in _group_members(self.proc.pid):
+                        if pid != self.proc.pid:
+                            os.kill(pid, signal.SIGTERM)
+                else:
+                    os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
             end = time.monotonic() + wait_s
@@ -128,6 +186,22 @@ class Child:
                 time.sleep(0.05)
         pid, status, ru = os.wait4(self.proc.pid, 0)
         return self._done(status, ru, timed_out=False)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Processes in process group `pgid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
 
 
 def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,

@@ -42,7 +42,10 @@ def _service(root_url: str, credentials: str):
     doc = json.loads(text.replace("https://www.googleapis.com/", root))
     doc["rootUrl"] = root
     doc["mtlsRootUrl"] = root
-    creds = Credentials.from_authorized_user_file(credentials)
+    info = json.loads(Path(credentials).read_text())
+    # from_authorized_user_file always uses Google's token endpoint; the emulator's is in the file.
+    creds = Credentials(token=None, refresh_token=info["refresh_token"], token_uri=info["token_uri"],
+                        client_id=info["client_id"], client_secret=info["client_secret"])
     return build_from_document(doc, credentials=creds)
 
 
