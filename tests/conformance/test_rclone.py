@@ -353,3 +353,32 @@ def test_server_side_operations(emu, rclone):
     rclone("rmdir", "emu:ops/made")
     assert emu.file(made)["trashed"] is True
     assert rclone.lsjson("emu:ops") == []
+
+
+@pytest.mark.parametrize(
+    "token_url", [None, "https://oauth2.googleapis.com/token"], ids=["plain-token-uri", "via-proxy"]
+)
+def test_rclone_refreshes_an_expired_token(emu, tmp_path, token_url):
+    """An expired token in the config: rclone POSTs grant_type=refresh_token to token_url (the
+    emulator's plain URL, or Google's through the proxy), uses the new token, saves it back."""
+    conf = tmp_path / "rclone.conf"
+    env = write_rclone_config(
+        conf,
+        emulator_token_uri=emu.token_uri,
+        credentials_json_path=emu.credentials_path,
+        proxy_url=emu.proxy_url,
+        ca_cert_path=emu.ca_cert_path,
+        token_url=token_url,
+        prefetch_token=False,
+    )
+    env["HOME"] = str(tmp_path)
+    before = emu.stats()["token_grants"]
+    emu.add_folder("refresh-" + ("plain" if token_url is None else "proxy"))
+    p = subprocess.run(
+        rclone_args(*FAST, "lsf", "emu:", ca_cert_path=emu.ca_cert_path),
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert emu.stats()["token_grants"] == before + 1
+    saved = conf.read_text()
+    assert "expired-placeholder" not in saved and '"refresh_token"' in saved
