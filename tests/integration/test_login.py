@@ -22,15 +22,12 @@ from drivesync import auth, login
 from drivesync.config import Settings
 from drivesync.errors import AuthError
 
-Emulator = pytest.importorskip("drivesync.emulator.testing").Emulator
-
 CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 @pytest.fixture
-def emu(tmp_path):
-    with Emulator(tmp_path / "emu") as e:
-        yield e
+def emu(emulator):
+    return emulator
 
 
 @pytest.fixture
