@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per contender run (default 900)")
     ap.add_argument("--out", type=Path, default=harness.DEFAULT_RESULTS, help="where the report goes")
     ap.add_argument("--work", type=Path, default=harness.DEFAULT_WORK, help="scratch space (seeded data, outputs)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of --out's previous results.json for the scenario/profile pairs not run now")
     ns = ap.parse_args(argv)
     if ns.timeout <= 0:
         ap.error("--timeout must be positive")
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, floors = harness.run_all(scenarios=ns.scenarios, contenders=contenders, profiles=ns.profiles,
                                    quick=ns.quick, timeout=ns.timeout, work=ns.work,
                                    log=lambda s: print(s, flush=True))
+    if ns.merge:
+        rows, floors = harness.merge_previous(rows, floors, ns.out, quick=ns.quick)
     written = harness.write_report(rows, floors, harness.machine_description(), ns.out, quick=ns.quick,
                                    timeout=ns.timeout, command=command.strip())
     for what, path in written.items():

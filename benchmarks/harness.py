@@ -78,7 +78,7 @@ def build_scenarios(quick: bool = False) -> dict[str, Scenario]:
                             tuple((f"big_{i}.bin", big, next(seed)) for i in range(2)),
                             "2 files of 8 MiB" if quick else "2 files of 1 GiB")
 
-    folders, per = (5, 20) if quick else (100, 100)
+    folders, per = (3, 20) if quick else (100, 100)
     small = 16 * KiB if quick else 64 * KiB
     out["small"] = Scenario("small", "pull", "bench-small",
                             tuple((f"d{d:03d}/f{f:03d}.bin", small, next(seed)) for d in range(folders) for f in range(per)),
@@ -278,20 +278,23 @@ class EmulatorProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
-    def _http(self):
-        import httpx
+    def call(self, method: str, path: str, params: dict | None = None, headers: dict | None = None) -> Any:
+        """One request to the emulator's plain port (stdlib only: no proxy, no TLS context to build)."""
+        import urllib.parse
+        import urllib.request
 
-        return httpx.Client(base_url=self.url, trust_env=False, timeout=60)
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        req = urllib.request.Request(url, method=method, headers=headers or {}, data=b"" if method == "POST" else None)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=60) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
 
     def stats(self) -> dict:
-        with self._http() as c:
-            r = c.get("/_emulator/stats")
-            r.raise_for_status()
-            return r.json()
+        return self.call("GET", "/_emulator/stats")
 
     def reset_stats(self) -> None:
-        with self._http() as c:
-            c.post("/_emulator/reset-stats").raise_for_status()
+        self.call("POST", "/_emulator/reset-stats")
 
     def profile_dict(self) -> dict:
         from drivesync.emulator.limits import PROFILES as EMU_PROFILES
@@ -312,18 +315,15 @@ class EmulatorProcess:
 
         def listing(q: str) -> list[dict]:
             out, page = [], None
-            with self._http() as c:
-                while True:
-                    params = {"q": q, "fields": "nextPageToken,files(id,name,mimeType,size,md5Checksum)", "pageSize": "1000"}
-                    if page:
-                        params["pageToken"] = page
-                    r = c.get("/drive/v3/files", params=params, headers=headers)
-                    r.raise_for_status()
-                    body = r.json()
-                    out += body.get("files", [])
-                    page = body.get("nextPageToken")
-                    if not page:
-                        return out
+            while True:
+                params = {"q": q, "fields": "nextPageToken,files(id,name,mimeType,size,md5Checksum)", "pageSize": "1000"}
+                if page:
+                    params["pageToken"] = page
+                body = self.call("GET", "/drive/v3/files", params=params, headers=headers)
+                out += body.get("files", [])
+                page = body.get("nextPageToken")
+                if not page:
+                    return out
 
         roots = listing(f"name = '{manifest['root']}' and 'root' in parents and trashed = false")
         if len(roots) != 1:
@@ -372,6 +372,8 @@ class Row:
     peak_rss_mib: float | None = None
     bytes: int = 0
     note: str = ""
+    load1: float | None = None           # 1-minute load average when the contender started
+    date: str = ""
 
 
 def _rate_limited(stats: dict) -> int:
@@ -414,6 +416,7 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
     ctx = RunContext(emu=emu.emu(), work=run_dir, timeout=timeout, remote_root=scenario.remote_root,
                      profile_name=emu.profile)
     emu.reset_stats()
+    load1 = os.getloadavg()[0]
     if scenario.direction == "pull":
         dest = run_dir / "out"
         dest.mkdir()
@@ -425,7 +428,10 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
         m = contender.push(ctx, local)
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else emu.verify_remote(manifest)
-    return measure_row(emu.profile, scenario, contender, floor_s, m, stats, problem)
+    row = measure_row(emu.profile, scenario, contender, floor_s, m, stats, problem)
+    row.load1 = round(load1, 2)
+    row.date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return row
 
 
 def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profiles: Sequence[str], quick: bool,
@@ -522,6 +528,7 @@ def machine_description() -> dict:
         "fuse": fuse_unavailable() or "available (/dev/fuse, fusermount)",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -586,6 +593,13 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
            "## Machine", ""]
     for k in ("cpu", "cores", "ram", "os", "python", "rclone", "fuse", "date", "commit"):
         out.append(f"- {k}: {machine.get(k, '')}")
+    loads = [r.load1 for r in rows if r.load1 is not None]
+    if loads:
+        out.append(f"- 1-minute load average when each contender started: {min(loads):.2f} to {max(loads):.2f} "
+                   f"(a load above the core count means other work shared the machine)")
+    dates = sorted({r.date for r in rows if r.date})
+    if len(dates) > 1:
+        out.append(f"- rows measured from {dates[0]} to {dates[-1]} (merged runs, see results.json)")
     out += ["", "The emulator runs in its own process on the same machine: emulator and client share its cores.", ""]
     profiles = [p for p in PROFILES if any(r.profile == p for r in rows)] + sorted(
         {r.profile for r in rows} - set(PROFILES))
@@ -666,6 +680,26 @@ def write_plots(rows: list[Row], out_dir: Path) -> list[str]:
         plt.close(fig)
         written.append(str(path))
     return written
+
+
+def merge_previous(rows: list[Row], floors: dict, out_dir: Path, *, quick: bool) -> tuple[list[Row], dict]:
+    """Rows of an earlier report in out_dir (same --quick) for the (profile, scenario) pairs not rerun now."""
+    path = out_dir / "results.json"
+    if not path.exists():
+        return rows, floors
+    old = json.loads(path.read_text())
+    if bool(old.get("quick")) != quick:
+        return rows, floors
+    fresh = {(r.profile, r.scenario) for r in rows}
+    names = {f.name for f in __import__("dataclasses").fields(Row)}
+    kept = [Row(**{k: v for k, v in r.items() if k in names}) for r in old.get("rows", [])
+            if (r["profile"], r["scenario"]) not in fresh]
+    merged_floors = {k: v for k, v in old.get("floors", {}).items() if tuple(k.split("/", 1)) not in fresh}
+    merged_floors.update(floors)
+    order = {(p, s): (PROFILES.index(p) if p in PROFILES else 9, SCENARIOS.index(s) if s in SCENARIOS else 9)
+             for p, s in {(r.profile, r.scenario) for r in kept + rows}}
+    allrows = sorted(kept + rows, key=lambda r: order[(r.profile, r.scenario)])  # stable: contender order kept
+    return allrows, merged_floors
 
 
 def write_report(rows: list[Row], floors: dict, machine: dict, out_dir: Path, *, quick: bool, timeout: float,

@@ -204,3 +204,56 @@ def test_timed_out_command_still_reports_its_peak_rss(tmp_path):
     m = run_measured([sys.executable, "-c", code], timeout=3, log=tmp_path / "log")
     assert m.timed_out
     assert m.maxrss_kib >= 60 * 1024
+
+
+# ------------------------------------------------------------------------------- the --quick run
+
+def _quick(tmp_path: Path, *args: str) -> dict:
+    out, work = tmp_path / "results", tmp_path / "work"
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    got = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--work", str(work),
+                          "--timeout", "120", *args], cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
+    assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
+    assert (out / "results.md").is_file()
+    return json.loads((out / "results.json").read_text())
+
+
+def _check_rows(data: dict, scenarios: list[str], profile: str) -> None:
+    from benchmarks.contenders import NAMES
+
+    rows = {(r["scenario"], r["contender"]): r for r in data["rows"]}
+    for s in scenarios:
+        for name in NAMES:
+            r = rows[(s, name)]
+            assert r["profile"] == profile
+            if r["status"] == "unavailable":
+                assert r["note"], "an unavailable row must say why"
+                assert name != "official", "google-api-python-client is a dev dependency"
+                continue
+            if name == "fuse-mount" and r["status"] == "failed" and "FUSE mount" in r["note"]:
+                continue  # a machine where /dev/fuse exists but mounting is refused: reported, not hidden
+            assert r["status"] == "ok", r  # ran, exited 0, every file's size and md5 checked
+            assert r["requests"] > 0 and r["cpu_s"] > 0 and r["peak_rss_mib"] > 0 and r["wall_s"] > 0
+
+
+def test_quick_run_produces_every_row_verified(tmp_path):
+    results = REPO / "benchmarks" / "results"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in results.glob("*")) if results.exists() else []
+    data = _quick(tmp_path, "--scenarios", "small,checkpoints", "--profiles", "unthrottled")
+    _check_rows(data, ["small", "checkpoints"], "unthrottled")
+    assert any(r["status"] == "ok" for r in data["rows"] if r["contender"] == "drivesync")
+    assert (tmp_path / "results" / "wall-unthrottled.png").read_bytes()[:4] == b"\x89PNG"
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in results.glob("*")) if results.exists() else []
+    assert before == after, "the quick test must not touch benchmarks/results"
+
+
+def test_quick_run_under_drive_like_reports_ratios_to_the_floor(tmp_path):
+    data = _quick(tmp_path, "--scenarios", "large", "--profiles", "drive-like")
+    _check_rows(data, ["large"], "drive-like")
+    floor_s = data["floors"]["drive-like/large"]["seconds"]
+    assert floor_s > 0
+    for r in data["rows"]:
+        if r["status"] == "ok":
+            assert r["ratio"] == pytest.approx(r["wall_s"] / floor_s, rel=0.02)
+            # nobody beats physics: the emulator enforces the very numbers the floor is made of
+            assert r["wall_s"] >= floor_s * 0.95

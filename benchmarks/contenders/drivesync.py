@@ -1,6 +1,6 @@
 """drivesync with its defaults: the `drivesync pull` / `drivesync push` CLI as a child process.
 
-Runs ``python -m drivesync.cli`` from this checkout, with a fresh ``DRIVESYNC_STATE_DIR`` per run
+Runs ``drivesync.cli.main`` from this checkout, with a fresh ``DRIVESYNC_STATE_DIR`` per run
 (so nothing is skipped as already synced), pointed at the emulator's plain HTTP port with
 ``--api-url`` and the emulator's authorized-user credentials. No tuning flags: the defaults are
 what is measured.
@@ -14,12 +14,14 @@ from pathlib import Path
 from .base import Child, Contender, Measured, RunContext, clean_env
 
 REPO = Path(__file__).resolve().parents[2]
+#: The CLI entry point, run from this checkout (drivesync.cli is a package without __main__).
+CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def _help(command: str) -> str | None:
     """`drivesync <command> --help`, or None when the command is not built yet."""
     try:
-        got = subprocess.run([sys.executable, "-m", "drivesync.cli", command, "--help"], capture_output=True,
+        got = subprocess.run([*CLI, command, "--help"], capture_output=True,
                              text=True, timeout=60, cwd=str(REPO), env=clean_env())
     except (OSError, subprocess.SubprocessError):
         return None
@@ -56,10 +58,10 @@ class Drivesync(Contender):
         return ["--api-url", ctx.emu.url, "--credentials", ctx.emu.credentials_path]
 
     def pull_argv(self, ctx: RunContext, dest: Path) -> list[str]:
-        return [sys.executable, "-m", "drivesync.cli", "pull", ctx.remote_root + "/", str(dest), *self._common(ctx)]
+        return [*CLI, "pull", ctx.remote_root + "/", str(dest), *self._common(ctx)]
 
     def push_argv(self, ctx: RunContext, src: Path) -> list[str]:
-        return [sys.executable, "-m", "drivesync.cli", "push", str(src), ctx.remote_root + "/", *self._common(ctx)]
+        return [*CLI, "push", str(src), ctx.remote_root + "/", *self._common(ctx)]
 
     def pull(self, ctx: RunContext, dest: Path) -> Measured:
         return Child(self.pull_argv(ctx, dest), env=self._env(ctx), cwd=str(REPO), log=ctx.log).wait(ctx.timeout)
