@@ -124,24 +124,32 @@ def test_colab_is_asked_to_sign_in_when_nothing_else_is_there(tmp_path, emu):
 
 # -- bad input -----------------------------------------------------------------------------------
 
-def test_malformed_credentials_files_are_one_line_errors(tmp_path, emu):
-    env = clean_env(tmp_path, emu)
+def test_malformed_credentials_files_are_one_line_errors(tmp_path, emu, isolated_in_process, capsys):
+    # In process (drivesync.cli.main), to spare five interpreter start-ups; same code path as the command.
+    from drivesync.cli import main
+
     secret = json.loads(open(emu.credentials_path).read())["client_secret"]
     cases = {
         "truncated.json": open(emu.credentials_path).read()[:-20],
         "wrong-shape.json": json.dumps({"type": "authorized_user", "client_secret": secret}),
         "binary.json": "\x00\x01\x02",
     }
+
+    def one_line_error(args) -> str:
+        code = main(args + ["--api-url", emu.url])
+        out, err = capsys.readouterr()
+        assert code == 3 and out == "", (code, out, err)
+        assert len(err.splitlines()) == 1 and err.startswith("drivesync: ") and "Traceback" not in err, err
+        return err
+
     for name, content in cases.items():
         path = tmp_path / name
         path.write_text(content)
-        line = assert_one_line_error(run_cli(["whoami", "--credentials", str(path)], env))
+        line = one_line_error(["whoami", "--credentials", str(path)])
         assert str(path) in line and secret not in line
-    line = assert_one_line_error(run_cli(["whoami", "--credentials", str(tmp_path / "missing.json")], env))
-    assert "not found" in line
-    line = assert_one_line_error(run_cli(["whoami", "--credentials", emu.credentials_path,
-                                          "--impersonate", "x@example.com"], env))
-    assert "service-account" in line
+    assert "not found" in one_line_error(["whoami", "--credentials", str(tmp_path / "missing.json")])
+    assert "service-account" in one_line_error(["whoami", "--credentials", emu.credentials_path,
+                                                "--impersonate", "x@example.com"])
 
 
 def test_revoked_refresh_token_stops_with_one_line_and_no_retry_loop(tmp_path, emu):
