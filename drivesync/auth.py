@@ -468,8 +468,9 @@ def refresh_failure_message(exc: Exception, chosen: Chosen | None = None) -> str
     }.get(code)
     remedy = (chosen.remedy if chosen and chosen.remedy else "sign in again with 'drivesync login'")
     source = f" ({chosen.source})" if chosen else ""
+    # Google's own description says it best when there is one; the hint stands in when there is not.
     return (f"the Google credentials{source} were rejected ({what})"
-            + (f"; {hint}" if hint else "") + f": {remedy}")
+            + (f"; {hint}" if hint and not description else "") + f": {remedy}")
 
 
 def _scrub(text: str, chosen: Chosen | None) -> str:
