@@ -199,3 +199,35 @@ def test_service_account_key_uses_the_jwt_bearer_grant(tmp_path, emu, isolated_i
     about = asyncio.run(scenario())
     assert about["user"]["emailAddress"]
     assert authorizer.refreshes == 1 and emu.stats()["token_grants"] == 1
+
+
+def test_access_revoked_in_the_middle_of_a_pull(tmp_path, emu, isolated_in_process, monkeypatch):
+    """After the first file lands, the sign-in is revoked and every token expired: the rest of the pull
+    fails with the one credentials message, after one refused refresh (no retry loop), and leaves no
+    partial file at a final path."""
+    monkeypatch.setenv("DRIVESYNC_STATE_DIR", str(tmp_path / "state"))
+    folder = emu.add_folder("data")
+    ids = [emu.add_file(f"f{i}.bin", os.urandom(64 * 1024 + i), parent_id=folder) for i in range(8)]
+    authorizer = auth.Authorizer(auth.load_credentials_file(emu.credentials_path))
+    revoked = []
+
+    def on_event(event):
+        if event.kind == "done" and not revoked:
+            revoked.append(event.path)
+            emu.revoke_refresh_tokens()
+            emu.expire_tokens()
+            emu.reset_stats()
+
+    from drivesync.pull import pull_async
+
+    settings = Settings(api_url=emu.url, transfers=1, max_retries=2, backoff_base=0.01, backoff_cap=0.05)
+    result = asyncio.run(pull_async("data", str(tmp_path / "local"), settings=settings, authorizer=authorizer,
+                                    subscribers=[on_event]))
+    assert revoked and result.failed
+    assert emu.stats()["by_kind"].get("token", 0) == 1
+    assert all("invalid_grant" in f.reason for f in result.failed), result.failed
+    local = tmp_path / "local"
+    for fid in ids:  # what is there is complete; nothing else is
+        path = local / emu.file(fid)["name"]
+        if path.exists():
+            assert path.read_bytes() == emu.content(fid)
