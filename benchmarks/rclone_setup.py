@@ -13,6 +13,20 @@ rclone's drive backend has no base-URL option: it always calls https://www.googl
 
 At start rclone asks `files.get("root", fields="id")` unless `root_folder_id` is set.
 
+Things that matter when benchmarking rclone 1.60 (measured on the emulator):
+
+* Its pacer (`pacer_min_sleep` 100ms, `pacer_burst` 100) caps it near 10 API calls/s after the
+  first 100: many-small-file runs are pacer-bound, as they are against real Drive. Pass
+  `options={"pacer_min_sleep": "0"}` only if you mean to measure without it.
+* Downloads above `--multi-thread-cutoff` (250M) use `--multi-thread-streams` (4) ranged GETs;
+  `rclone copy` then re-reads the local file to check its md5 (disk-bound on slow disks;
+  `rclone cat ... > /dev/null` measures the network path alone).
+* Uploads above `--drive-upload-cutoff` (8M) are resumable, chunks of `--drive-chunk-size` (8M,
+  power of two, >= 256k) POSTed one at a time per file; `--transfers` (4) files in parallel.
+* `rclone mount` works here (fuse3, /dev/fuse, root); with `--vfs-cache-mode writes` the upload of
+  a written file waits `--vfs-write-back` (5s) and is dropped if the mount exits first: use
+  `--vfs-write-back 0s` and give it a moment before `fusermount -u`.
+
 Usage::
 
     env = write_rclone_config(cfg, emulator_token_uri=emu.token_uri,
