@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "pull": "drivesync.pull",
     "PullResult": "drivesync.pull",
+    "pull_async": "drivesync.pull",
     "push": "drivesync.push",
     "PushResult": "drivesync.push",
     "watch": "drivesync.watch",
