@@ -174,38 +174,78 @@ class Uploads:
         return tmp, h.size, h.digests()
 
     async def _receive_multipart(self, request: web.Request):
+        """multipart/related: a JSON metadata part, then the media part, streamed to tmp/.
+        Tolerates LF line endings (google-api-python-client's email generator writes LF, not CRLF)."""
         ctype = request.headers.get("Content-Type", "")
-        if not ctype.startswith("multipart/"):
-            raise errors.bad_request("Multipart upload requires a multipart/related body.")
-        # Throttle the whole body, then parse it with aiohttp's streaming reader.
-        reader = await request.multipart()
-        part = await reader.next()
-        if part is None:
-            raise errors.bad_request("Missing metadata part.")
-        meta = parse_json_body(await part.read(decode=False))
-        media = await reader.next()
-        if media is None:
-            raise errors.bad_request("Missing media part.")
-        media_mime = media.headers.get("Content-Type")
-        b64 = media.headers.get("Content-Transfer-Encoding", "").lower() == "base64"
-        buckets = self.server.upload_buckets(request)
-        server = self.server
+        boundary = _boundary(ctype)
+        if not ctype.startswith("multipart/") or not boundary:
+            raise errors.bad_request("Multipart upload requires a multipart/related body with a boundary.")
+        delim = b"--" + boundary.encode()
+        blocks = BodyReader(self.server, request).blocks()
+        buf = bytearray()
+        eof = False
 
-        async def blocks():
+        async def fill() -> None:
+            nonlocal eof
+            try:
+                buf.extend(await blocks.__anext__())
+            except StopAsyncIteration:
+                eof = True
+                raise errors.bad_request("Malformed multipart body.") from None
+
+        async def find(token: bytes, start: int = 0) -> int:
             while True:
-                data = await media.read_chunk(READ_BLOCK)
-                if not data:
-                    return
-                server.stats.bytes_received += len(data)
-                if buckets:
-                    delay = max(b.reserve(len(data)) for b in buckets)
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                yield data
+                i = buf.find(token, start)
+                if i >= 0:
+                    return i
+                await fill()
 
-        tmp, size, dig = await self._receive_to_tmp(blocks(), decode_base64=b64)
-        # Drain anything after the media part (a well-formed body has nothing).
-        while await reader.next() is not None:
+        async def skip_line() -> None:
+            j = await find(b"\n")
+            del buf[: j + 1]
+
+        async def headers() -> dict:
+            out = {}
+            while True:
+                j = await find(b"\n")
+                line = bytes(buf[:j]).rstrip(b"\r")
+                del buf[: j + 1]
+                if not line:
+                    return out
+                if b":" in line:
+                    k, v = line.split(b":", 1)
+                    out[k.decode("latin-1").strip().lower()] = v.decode("latin-1").strip()
+
+        first = await find(delim)
+        del buf[:first]
+        await skip_line()
+        await headers()
+        k = await find(b"\n" + delim)
+        meta = parse_json_body(bytes(buf[:k]).rstrip(b"\r"))
+        del buf[: k + 1]
+        await skip_line()
+        h2 = await headers()
+        media_mime = h2.get("content-type")
+        b64 = h2.get("content-transfer-encoding", "").lower() == "base64"
+        marker = b"\n" + delim
+        keep = len(marker) + 1
+
+        async def media():
+            while True:
+                k = buf.find(marker)
+                if k >= 0:
+                    end = k - 1 if k > 0 and buf[k - 1] == 13 else k
+                    yield bytes(buf[:end])
+                    del buf[:]
+                    return
+                if len(buf) > keep:
+                    out = bytes(buf[: len(buf) - keep])
+                    del buf[: len(buf) - keep]
+                    yield out
+                await fill()
+
+        tmp, size, dig = await self._receive_to_tmp(media(), decode_base64=b64)
+        async for _ in blocks:  # drain the epilogue
             pass
         return meta, media_mime, tmp, size, dig
 
@@ -345,10 +385,9 @@ class Uploads:
         cr = request.headers.get("Content-Range")
         length = request.content_length
         if cr is None:
-            # No Content-Range: the body is the whole file (or a bare status query when empty).
-            if not length:
-                return self._progress(committed)
-            cr = f"bytes 0-{length - 1}/{length}"
+            # No Content-Range: the body is the whole file (google-api-python-client sends an empty
+            # file this way: an empty PUT with no Content-Range).
+            cr = f"bytes 0-{length - 1}/{length}" if length else "bytes */0"
         cr = cr.strip()
         m = _CR_QUERY.match(cr)
         if m:
@@ -465,6 +504,14 @@ class Uploads:
         row = self.finish(s["file_id"], meta, s["content_type"], path, size, dig, request.query)
         self.store.execute("UPDATE upload_sessions SET done_file_id = ? WHERE id = ?", (row["id"], upload_id))
         return self.server.file_response(request, row, request.query.get("fields"))
+
+
+def _boundary(ctype: str) -> str | None:
+    for part in ctype.split(";")[1:]:
+        k, _, v = part.strip().partition("=")
+        if k.strip().lower() == "boundary":
+            return v.strip().strip('"')
+    return None
 
 
 def _meta_time(meta: dict, key: str) -> int | None:
