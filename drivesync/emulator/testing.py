@@ -32,6 +32,7 @@ class Emulator:
         port: int = 0,
         proxy: bool = False,
         proxy_port: int = 0,
+        ca_dir: str | os.PathLike | None = None,
         credentials_path: str | os.PathLike | None = None,
         **overrides,
     ):
@@ -42,6 +43,8 @@ class Emulator:
         self.port_requested = port
         self.proxy = proxy
         self.proxy_port_requested = proxy_port
+        # One CA per user by default (shared across tests: making a CA costs an RSA key generation).
+        self.ca_dir = str(ca_dir or os.path.join(tempfile.gettempdir(), f"drivesync-emulator-ca-{os.getuid()}"))
         self.credentials_path = str(credentials_path or self.data_dir / "credentials.json")
         self.store: Store | None = None
         self.server: EmulatorServer | None = None
@@ -103,9 +106,10 @@ class Emulator:
     async def _start_proxy(self) -> None:
         from .proxy import start_proxy  # written by another engineer; optional
 
-        ca_dir = str(self.data_dir / "proxy-ca")
-        os.makedirs(ca_dir, exist_ok=True)
-        server, port, ca = await start_proxy("127.0.0.1", self.server.port, "127.0.0.1", self.proxy_port_requested, ca_dir)
+        os.makedirs(self.ca_dir, exist_ok=True)
+        server, port, ca = await start_proxy(
+            "127.0.0.1", self.server.port, "127.0.0.1", self.proxy_port_requested, self.ca_dir
+        )
         self._proxy_server = server
         self.proxy_url = f"http://127.0.0.1:{port}"
         self.ca_cert_path = ca
