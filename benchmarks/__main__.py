@@ -46,13 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     contenders = [c for c in all_contenders() if c.name in ns.contenders]
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     print(f"machine: {harness.machine_description()}", flush=True)
+    previous = harness.load_previous(ns.out) if ns.merge else None
+    machine = harness.machine_description()
+
+    def report(rows: list, floors: dict) -> dict[str, str]:
+        if previous is not None:
+            rows, floors = harness.merge_rows(previous, rows, floors, quick=ns.quick)
+        return harness.write_report(rows, floors, machine, ns.out, quick=ns.quick, timeout=ns.timeout,
+                                    command=command.strip())
+
     rows, floors = harness.run_all(scenarios=ns.scenarios, contenders=contenders, profiles=ns.profiles,
                                    quick=ns.quick, timeout=ns.timeout, work=ns.work,
-                                   log=lambda s: print(s, flush=True))
-    if ns.merge:
-        rows, floors = harness.merge_previous(rows, floors, ns.out, quick=ns.quick)
-    written = harness.write_report(rows, floors, harness.machine_description(), ns.out, quick=ns.quick,
-                                   timeout=ns.timeout, command=command.strip())
+                                   log=lambda s: print(s, flush=True), progress=report)
+    written = report(rows, floors)
     for what, path in written.items():
         print(f"wrote {what}: {path}")
     return 0

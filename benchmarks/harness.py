@@ -278,6 +278,15 @@ class EmulatorProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
+    def cpu_s(self) -> float | None:
+        """User+sys seconds the emulator process has used so far (from /proc), or None."""
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except (OSError, AttributeError):
+            return None
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def call(self, method: str, path: str, params: dict | None = None, headers: dict | None = None) -> Any:
         """One request to the emulator's plain port (stdlib only: no proxy, no TLS context to build)."""
         import urllib.parse
@@ -372,6 +381,7 @@ class Row:
     peak_rss_mib: float | None = None
     bytes: int = 0
     note: str = ""
+    emulator_cpu_s: float | None = None  # the emulator's own user+sys during the run (shares the cores)
     load1: float | None = None           # 1-minute load average when the contender started
     date: str = ""
 
@@ -417,25 +427,33 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
                      profile_name=emu.profile)
     emu.reset_stats()
     load1 = os.getloadavg()[0]
+    emu_cpu0 = emu.cpu_s()
     if scenario.direction == "pull":
         dest = run_dir / "out"
         dest.mkdir()
         m = contender.pull(ctx, dest)
+        emu_cpu1 = emu.cpu_s()
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else verify_local(manifest, dest)
         shutil.rmtree(dest, ignore_errors=True)
     else:
         m = contender.push(ctx, local)
+        emu_cpu1 = emu.cpu_s()
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else emu.verify_remote(manifest)
     row = measure_row(emu.profile, scenario, contender, floor_s, m, stats, problem)
     row.load1 = round(load1, 2)
+    if emu_cpu0 is not None and emu_cpu1 is not None:
+        row.emulator_cpu_s = round(emu_cpu1 - emu_cpu0, 2)
     row.date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return row
 
 
 def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profiles: Sequence[str], quick: bool,
-            timeout: float, work: Path, log: Callable[[str], None] = print) -> tuple[list[Row], dict]:
+            timeout: float, work: Path, log: Callable[[str], None] = print,
+            progress: Callable[[list[Row], dict], None] | None = None) -> tuple[list[Row], dict]:
+    """Every scenario x profile x contender; `progress(rows, floors)` after each scenario/profile pair
+    (the CLI writes the report there, so an interrupted run still leaves what it measured)."""
     from drivesync.emulator.limits import PROFILES as EMU_PROFILES
 
     specs = build_scenarios(quick)
@@ -482,6 +500,8 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                                                              floor_s=fl.seconds, local=local)))
                     finally:
                         shutil.rmtree(fresh, ignore_errors=True)
+            if progress:
+                progress(rows, floors)
     return rows, floors
 
 
@@ -605,13 +625,13 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
         {r.profile for r in rows} - set(PROFILES))
     for profile in profiles:
         out += [f"## Profile `{profile}`", ""]
-        out += ["| Scenario | Contender | Wall | × floor | Requests | 403/429 | CPU s/GB | Peak RSS | Result |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        out += ["| Scenario | Contender | Wall | × floor | Requests | 403/429 | CPU s/GB | Peak RSS | Emulator CPU | Result |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in [r for r in rows if r.profile == profile]:
             result = {"ok": "verified", "unavailable": r.note, "timeout": "timed out"}.get(r.status, f"{r.status}: {r.note}")
             out.append(f"| {r.scenario} | {r.label} | {_fmt_wall(r)} | {_fmt_ratio(r)} | {_num(r.requests)} | "
                        f"{_num(r.rate_limited)} | {_num(r.cpu_s_per_gb, '{:.1f}')} | "
-                       f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {result} |")
+                       f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {_num(r.emulator_cpu_s, '{:.1f} s')} | {result} |")
         out += ["", "Floors (see docs/benchmarks.md for the formula):", ""]
         for s in [s for s in SCENARIOS if f"{profile}/{s}" in floors]:
             f = floors[f"{profile}/{s}"]
@@ -626,7 +646,9 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
         out += [f"![{Path(p).stem}]({Path(p).name})", ""]
     out += ["Wall: from starting the contender's process to its exit (for the FUSE row: mount, `cp -r`, unmount). "
             "Requests and 403/429: the emulator's counters, reset before each contender. CPU s/GB: user+sys of the "
-            "contender's processes per GB (10^9 bytes) moved. Peak RSS: the largest ru_maxrss among them. "
+            "contender's processes per GB (10^9 bytes) moved. Peak RSS: the largest peak resident set among them "
+            "(measured by GNU time around each command). Emulator CPU: the emulator process's user+sys during the "
+            "run; it shares the machine's cores with the contender. "
             "Result: every file checked for size and md5 after the run.", ""]
     path.write_text("\n".join(out))
 
@@ -636,6 +658,7 @@ def write_plots(rows: list[Row], out_dir: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     written = []
     for profile in sorted({r.profile for r in rows}):
@@ -671,9 +694,11 @@ def write_plots(rows: list[Row], out_dir: Path) -> list[str]:
         ax.set_xticks(range(len(scen)))
         ax.set_xticklabels(scen)
         ax.set_yscale("log")
-        ax.set_ylabel("wall time, s (log; hatched = timed out / failed)")
-        ax.set_title(f"Staging time by tool, profile {profile} (lower is better)")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylabel("wall time, s (log scale)")
+        ax.set_title(f"Staging time by tool, profile {profile} (lower is better; hatched = timed out/failed)",
+                     fontsize=10)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False)
         fig.tight_layout()
         path = out_dir / f"wall-{profile}.png"
         fig.savefig(path, dpi=110)
@@ -682,12 +707,14 @@ def write_plots(rows: list[Row], out_dir: Path) -> list[str]:
     return written
 
 
-def merge_previous(rows: list[Row], floors: dict, out_dir: Path, *, quick: bool) -> tuple[list[Row], dict]:
-    """Rows of an earlier report in out_dir (same --quick) for the (profile, scenario) pairs not rerun now."""
+def load_previous(out_dir: Path) -> dict | None:
+    """The results.json already in out_dir (read before a run overwrites it), or None."""
     path = out_dir / "results.json"
-    if not path.exists():
-        return rows, floors
-    old = json.loads(path.read_text())
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tuple[list[Row], dict]:
+    """Rows of an earlier report (same --quick) for the (profile, scenario) pairs not rerun now, plus these."""
     if bool(old.get("quick")) != quick:
         return rows, floors
     fresh = {(r.profile, r.scenario) for r in rows}
