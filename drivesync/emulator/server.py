@@ -113,10 +113,10 @@ def parse_range(header: str, size: int):
         end = int(b) if b else size - 1
     except ValueError:
         return None
-    if end < start:
-        return None
     if start >= size:
         return "unsatisfiable"
+    if end < start:
+        return None
     return start, min(end, size - 1)
 
 

@@ -228,16 +228,31 @@ class Uploads:
         media_mime = h2.get("content-type")
         b64 = h2.get("content-transfer-encoding", "").lower() == "base64"
         marker = b"\n" + delim
-        keep = len(marker) + 1
+
+        async def delimiter_at(start: int = 0) -> int:
+            """Index of the next real delimiter line in buf (-1: need more bytes). A delimiter is
+            followed by "--", CR, LF, space or tab; a mere "--boundary" prefix inside content is not."""
+            i = start
+            while True:
+                k = buf.find(marker, i)
+                if k < 0:
+                    return -1
+                after = k + len(marker)
+                if len(buf) < after + 2:
+                    return -1 if not eof else k
+                if bytes(buf[after:after + 2]) == b"--" or buf[after] in (13, 10, 32, 9):
+                    return k
+                i = k + 1
 
         async def media():
             while True:
-                k = buf.find(marker)
+                k = await delimiter_at()
                 if k >= 0:
                     end = k - 1 if k > 0 and buf[k - 1] == 13 else k
                     yield bytes(buf[:end])
                     del buf[:]
                     return
+                keep = len(marker) + 2
                 if len(buf) > keep:
                     out = bytes(buf[: len(buf) - keep])
                     del buf[: len(buf) - keep]
