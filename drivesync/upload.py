@@ -25,6 +25,7 @@ does), or build Drive URLs (drive.py does).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -382,15 +383,21 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
                             journal: Journal | None, chunk_size: int, md5: str | None, progress,
                             stats: UploadStats, abandon) -> RemoteFile:
     fd = os.open(path, os.O_RDONLY)
+    md5_source: "str | asyncio.Future" = ""
     try:
-        if md5 is None:
-            md5 = await asyncio.to_thread(file_md5, path, fd=fd)
-        if LocalStat.of(path) != before:
-            raise FileChanged(f"{path} changed while it was hashed; it will be uploaded once it settles")
+        if md5 is None and (journal is None or journal.upload_session(path) is None):
+            # A new session: hash the whole file while the first chunks go up (it is needed only before
+            # the last chunk), so a large upload does not wait for a full local read first.
+            md5_source = asyncio.ensure_future(asyncio.to_thread(file_md5, path, fd=fd))
+            md5_source.add_done_callback(lambda f: f.cancelled() or f.exception())
+        else:
+            md5_source = md5 or await asyncio.to_thread(file_md5, path, fd=fd)
+            if LocalStat.of(path) != before:
+                raise FileChanged(f"{path} changed while it was hashed; it will be uploaded once it settles")
         restarts = 0
         while True:
             try:
-                return await _run_session(drive, path, fd, target, before, md5, journal=journal,
+                return await _run_session(drive, path, fd, target, before, md5_source, journal=journal,
                                           chunk_size=chunk_size, progress=progress, stats=stats, abandon=abandon)
             except SessionExpired:
                 restarts += 1
@@ -400,15 +407,20 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
                     raise
                 log.info("%s: upload session expired, starting over", path)
     finally:
+        if not isinstance(md5_source, str) and not md5_source.done():
+            # The hashing thread still reads through fd: let it finish before the fd is closed.
+            await asyncio.wait([md5_source])
         os.close(fd)
 
 
-async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, before: LocalStat, md5: str, *,
-                       journal: Journal | None, chunk_size: int, progress, stats: UploadStats,
-                       abandon=lambda: False) -> RemoteFile:
+async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, before: LocalStat,
+                       md5_source: "str | asyncio.Future", *, journal: Journal | None, chunk_size: int, progress,
+                       stats: UploadStats, abandon=lambda: False) -> RemoteFile:
     size = before.size
+    md5 = md5_source if isinstance(md5_source, str) else ""      # "" until the hashing thread is done
     saved = journal.upload_session(path) if journal else None
-    if saved is not None and not (saved.size == size and saved.mtime_ns == before.mtime_ns and saved.md5 == md5
+    if saved is not None and not (saved.size == size and saved.mtime_ns == before.mtime_ns
+                                  and (saved.md5 == md5 or not saved.md5)
                                   and saved.file_id == target.file_id
                                   and (target.file_id or (saved.parent_id == target.parent_id
                                                           and saved.name == target.name))):
@@ -417,15 +429,17 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
         saved = None
     if saved is not None:
         upload = ResumableUpload(size, chunk_size, session_uri=saved.session_uri)
+        session = saved
     else:
         upload = ResumableUpload(size, chunk_size)
         uri = await drive.start_resumable(target.metadata(), size, file_id=target.file_id,
                                           mime_type=target.mime_type)
         upload.process_initiate(200, {"Location": uri})
         stats.sessions_started += 1
+        session = UploadSession(path, uri, target.file_id, target.parent_id, target.name, size, before.mtime_ns,
+                                md5, time.time())
         if journal:
-            journal.save_upload_session(UploadSession(path, uri, target.file_id, target.parent_id, target.name,
-                                                      size, before.mtime_ns, md5, time.time()))
+            journal.save_upload_session(session)
     sent_md5 = None     # md5 of bytes [0, hashed_to) as they were sent
     hashed_to = 0
     recoveries = 0
@@ -451,6 +465,11 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
                 first = False
             continue
         first = False
+        if not md5 and md5_source.done():
+            md5 = md5_source.result()
+            if journal and session.md5 != md5:
+                session = dataclasses.replace(session, md5=md5)
+                journal.save_upload_session(session)
         if abandon():
             if journal:
                 journal.forget_upload_session(path)
@@ -466,8 +485,14 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
             upload.fail("short read")
             raise FileChanged(f"{path} shrank while it was uploaded")
         candidate = sent_md5.copy()
-        await asyncio.to_thread(candidate.update, data)
+        hashing = asyncio.ensure_future(asyncio.to_thread(candidate.update, data))
         if plan.final:
+            await hashing
+            if not md5:
+                md5 = await md5_source
+                if LocalStat.of(path) != before:
+                    upload.fail("local file changed")
+                    raise FileChanged(f"{path} changed while it was hashed; it will be uploaded once it settles")
             # Last line of defence against a revision that mixes two versions: what we are about to
             # commit must be exactly the file we hashed, and the file must not have moved since.
             if candidate.hexdigest() != md5 or LocalStat.of(path) != before:
@@ -478,10 +503,12 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
         try:
             reply = await drive.send_chunk(upload.session_uri, plan.start, data, size)
         except (DriveError, TransferInterrupted) as exc:
+            await hashing
             upload.fail(str(exc))
             if isinstance(exc, DriveError) and exc.status in (404, 410):
                 upload.process_recover(exc.status, {})   # raises SessionExpired
             continue
+        await hashing       # (non-final chunks: hashed while they were sent)
         stats.bytes_sent += plan.length
         upload.process_chunk(reply.status, reply.headers, _json_or_none(reply) if reply.status != 308 else None)
         if upload.offset == plan.end:

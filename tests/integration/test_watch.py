@@ -162,6 +162,8 @@ def test_faults_during_watch_change_nothing(emu, tmp_path):
                 emu.expire_upload_sessions()
                 emu.expire_tokens()
     emu.configure(error_rate=0.0)
-    assert not w.status()["failed"]
-    assert tree(emu, emu.path_id("f")) == expected_drive(root)
+    assert not w.status()["failed"], w.status()
+    got, want = tree(emu, emu.path_id("f")), expected_drive(root)
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want), emu.stats()["by_status"])
+    assert got == want
     assert any(k.startswith("5") for k in emu.stats()["by_status"])

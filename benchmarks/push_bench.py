@@ -1,0 +1,258 @@
+"""push benchmarks under the emulator's drive-like profile (a standalone script, not a test).
+
+Scenarios (each prints one JSON line and all go to --out as JSON):
+  chunks   upload time of one file per chunk size, as a ratio to the profile's floor
+  big      one large checkpoint (default 2 GB) with the default chunk size, ratio to the floor
+  lag      a trainer saving --save-mb every --every s (--saves times) under drivesync.watch: lag from
+           "complete" (the trainer's os.replace returned) to "durable" (verified on Drive), median and worst
+  kill     kill -9 of `drivesync push` in the middle of a large upload, restart: bytes re-sent
+
+The floor of one resumable upload: Drive-like accepts ``upload_bps_per_connection`` bytes/s on one
+connection (after a ``upload_burst_per_connection`` burst) and adds ``metadata_latency_s`` before every
+upload request; the chunks of one session are sequential, so each chunk's latency adds up:
+    floor(chunk) = (bytes - burst) / bps + (1 + ceil(bytes / chunk)) * latency
+``floor_best`` is the same with a single chunk (the best any chunk size could do).
+
+    python benchmarks/push_bench.py --scenarios chunks,big,lag,kill --out /tmp/push_bench.json
+Check free space first (df -h /tmp): the big scenario writes a file of --big-mb.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MiB = 1024 * 1024
+CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+class EmulatorProcess:
+    """The emulator as a subprocess (its own interpreter: it never competes with the client for the GIL)."""
+
+    def __init__(self, workdir: str, profile: str = "drive-like"):
+        self.workdir = workdir
+        self.profile = profile
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.credentials = os.path.join(self.workdir, "credentials.json")
+        self.proc = subprocess.Popen([sys.executable, "-m", "drivesync.emulator", "--data",
+                                      os.path.join(self.workdir, "drive"), "--port", str(port),
+                                      "--credentials-out", self.credentials, "--profile", self.profile],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"emulator did not start: {line!r} {self.proc.stderr.read()[:500]}")
+        self.url = line.strip().rsplit(" ", 1)[-1]
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def _post(self, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            data = r.read()
+        return json.loads(data) if data else {}
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url + "/_emulator/stats") as r:
+            return json.loads(r.read())
+
+    def reset_stats(self) -> None:
+        self._post("/_emulator/reset-stats")
+
+    def configure(self, **overrides) -> None:
+        self._post("/_emulator/configure", overrides)
+
+
+def profile_numbers(profile="drive-like") -> dict:
+    from drivesync.emulator.limits import PROFILES
+
+    return PROFILES[profile].as_dict()
+
+
+def floor_s(nbytes: int, chunk: int | None, p: dict) -> float:
+    requests = 1 + (math.ceil(nbytes / chunk) if chunk else 1)
+    bps = p["upload_bps_per_connection"] or float("inf")
+    return max(1e-9, max(0, nbytes - p["upload_burst_per_connection"]) / bps + requests * p["metadata_latency_s"])
+
+
+def write_random(path: str, nbytes: int) -> None:
+    block = os.urandom(4 * MiB)
+    with open(path, "wb") as fh:
+        left = nbytes
+        i = 0
+        while left > 0:
+            n = min(left, len(block))
+            fh.write(i.to_bytes(8, "little") + block[8:n] if n > 8 else block[:n])
+            left -= n
+            i += 1
+
+
+def settings_for(emu, **kw):
+    from drivesync.config import from_environment
+
+    return from_environment(api_url=emu.url, **kw)
+
+
+def one_upload(emu, path: str, remote: str, chunk: int) -> float:
+    import drivesync
+
+    s = settings_for(emu, upload_chunk_size=chunk)
+    t0 = time.perf_counter()
+    drivesync.push(path, remote, settings=s, credentials=emu.credentials)
+    return time.perf_counter() - t0
+
+
+def scenario_chunks(emu, work, args, p) -> dict:
+    nbytes = args.sweep_mb * 1_000_000
+    path = os.path.join(work, "sweep.bin")
+    write_random(path, nbytes)
+    rows = []
+    for chunk_mib in args.chunk_sizes:
+        chunk = chunk_mib * MiB
+        seconds = one_upload(emu, path, f"bench/sweep-{chunk_mib}/", chunk)
+        rows.append({"chunk_mib": chunk_mib, "seconds": round(seconds, 2),
+                     "ratio_to_floor_best": round(seconds / floor_s(nbytes, None, p), 3),
+                     "ratio_to_floor_at_chunk": round(seconds / floor_s(nbytes, chunk, p), 3)})
+        print(json.dumps({"scenario": "chunks", "bytes": nbytes, **rows[-1]}), flush=True)
+    os.remove(path)
+    return {"bytes": nbytes, "rows": rows}
+
+
+def scenario_big(emu, work, args, p) -> dict:
+    from drivesync.config import Settings
+
+    nbytes = args.big_mb * 1_000_000
+    chunk = args.chunk_mib * MiB if args.chunk_mib else Settings().upload_chunk_size
+    path = os.path.join(work, "big.bin")
+    write_random(path, nbytes)
+    seconds = one_upload(emu, path, "bench/big/", chunk)
+    os.remove(path)
+    out = {"bytes": nbytes, "chunk_mib": chunk // MiB, "seconds": round(seconds, 2),
+           "floor_best_s": round(floor_s(nbytes, None, p), 2), "floor_at_chunk_s": round(floor_s(nbytes, chunk, p), 2),
+           "ratio_to_floor_best": round(seconds / floor_s(nbytes, None, p), 3),
+           "ratio_to_floor_at_chunk": round(seconds / floor_s(nbytes, chunk, p), 3)}
+    print(json.dumps({"scenario": "big", **out}), flush=True)
+    return out
+
+
+def scenario_lag(emu, work, args, p) -> dict:
+    import drivesync
+
+    root = os.path.join(work, "ckpts")
+    os.makedirs(root, exist_ok=True)
+    nbytes = args.save_mb * 1_000_000
+    completed: dict[str, float] = {}
+    s = settings_for(emu)
+    with drivesync.watch(root, "bench/lag", settings=s, credentials=emu.credentials) as w:
+        for i in range(args.saves):
+            t_start = time.time()
+            name = f"step-{i:04d}.pt"
+            tmp = os.path.join(root, name + ".tmp")
+            write_random(tmp, nbytes)
+            os.replace(tmp, os.path.join(root, name))
+            completed[name] = time.time()
+            time.sleep(max(0.0, args.every - (time.time() - t_start)))
+        flush_started = time.time()
+    durable = {d["rel"]: d["durable_at"] for d in w.durable}
+    lags = sorted(durable[n] - t for n, t in completed.items() if n in durable)
+    out = {"save_bytes": nbytes, "every_s": args.every, "saves": args.saves, "uploaded": len(lags),
+           "lag_median_s": round(statistics.median(lags), 2) if lags else None,
+           "lag_worst_s": round(max(lags), 2) if lags else None,
+           "lags_s": [round(x, 2) for x in lags], "floor_one_save_s": round(floor_s(nbytes, s.upload_chunk_size, p), 2),
+           "flush_wait_s": round(time.time() - flush_started, 2)}
+    print(json.dumps({"scenario": "lag", **out}), flush=True)
+    for f in os.listdir(root):
+        os.remove(os.path.join(root, f))
+    return out
+
+
+def scenario_kill(emu, work, args, p) -> dict:
+    from drivesync.config import Settings
+
+    nbytes = args.kill_mb * 1_000_000
+    chunk = args.chunk_mib * MiB if args.chunk_mib else Settings().upload_chunk_size
+    src = os.path.join(work, "killsrc")
+    os.makedirs(src, exist_ok=True)
+    path = os.path.join(src, "model.pt")
+    write_random(path, nbytes)
+    env = {**os.environ, "DRIVESYNC_STATE_DIR": os.path.join(work, "kill-state")}
+    cmd = CLI + ["push", src, "bench/kill", "--api-url", emu.url, "--credentials", emu.credentials,
+                 "--chunk-size", f"{chunk // MiB}M", "--no-progress"]
+    emu.reset_stats()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    while emu.stats()["bytes_received"] < nbytes * args.kill_at and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = emu.stats()["bytes_received"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    second_s = time.perf_counter() - t0
+    total = emu.stats()["bytes_received"]
+    os.remove(path)
+    out = {"bytes": nbytes, "chunk_mib": chunk // MiB, "killed_after_bytes": first, "restart_rc": r.returncode,
+           "resent_bytes": total - nbytes, "resent_chunks": round((total - nbytes) / chunk, 3),
+           "restart_s": round(second_s, 2)}
+    print(json.dumps({"scenario": "kill", **out}), flush=True)
+    return out
+
+
+SCENARIOS = {"chunks": scenario_chunks, "big": scenario_big, "lag": scenario_lag, "kill": scenario_kill}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default="chunks,big,lag,kill")
+    ap.add_argument("--profile", default="drive-like")
+    ap.add_argument("--sweep-mb", type=int, default=512)
+    ap.add_argument("--chunk-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64])
+    ap.add_argument("--chunk-mib", type=int, help="chunk size for big/kill (default: Settings default)")
+    ap.add_argument("--big-mb", type=int, default=2000)
+    ap.add_argument("--save-mb", type=int, default=200)
+    ap.add_argument("--every", type=float, default=10.0)
+    ap.add_argument("--saves", type=int, default=6)
+    ap.add_argument("--kill-mb", type=int, default=500)
+    ap.add_argument("--kill-at", type=float, default=0.5, help="share of the file sent before kill -9")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    p = profile_numbers(args.profile)
+    results = {"profile": args.profile, "profile_numbers": {k: p[k] for k in (
+        "upload_bps_per_connection", "upload_burst_per_connection", "metadata_latency_s", "writes_per_s")}}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+        os.environ["DRIVESYNC_STATE_DIR"] = os.path.join(work, "state")
+        with EmulatorProcess(work, args.profile) as emu:
+            for name in args.scenarios.split(","):
+                results[name] = SCENARIOS[name](emu, work, args, p)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
