@@ -603,3 +603,35 @@ def test_store_contract_helpers(emulator):
     emulator.delete(a)
     with pytest.raises(Exception):
         emulator.file(c)
+
+
+def test_cli_subprocess(tmp_path):
+    import os
+    import signal
+    import stat
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    creds = tmp_path / "creds.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivesync.emulator", "--data", str(tmp_path / "d"), "--port", "0",
+         "--credentials-out", str(creds), "--profile", "drive-like", "--token-lifetime", "120"],
+        cwd=root, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("drivesync emulator listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[-1]
+        info = json.loads(creds.read_text())
+        assert stat.S_IMODE(os.stat(creds).st_mode) == 0o600
+        assert info["type"] == "authorized_user" and info["token_uri"] == url + "/token"
+        tok = httpx.post(info["token_uri"], data={"grant_type": "refresh_token", "refresh_token": info["refresh_token"]}).json()
+        assert tok["expires_in"] == 120
+        r = httpx.get(url + "/drive/v3/files/root", headers={"Authorization": f"Bearer {tok['access_token']}"})
+        assert r.status_code == 200
+        prof = httpx.get(url + "/_emulator/profile").json()
+        assert prof["name"] == "drive-like" and prof["requests_per_s"] == 200.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
