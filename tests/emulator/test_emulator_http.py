@@ -635,3 +635,28 @@ def test_cli_subprocess(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_resumable_chunk_cut_short_commits_whole_units(emulator, api):
+    import socket
+    from urllib.parse import urlsplit
+
+    U = 256 * KIB
+    data = bytes(range(256)) * (4 * U // 256)
+    loc = _session(api, {"name": "cut.bin"}, len(data))
+    u = urlsplit(loc)
+    tok = api.headers["Authorization"]
+    head = (f"PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: {tok}\r\n"
+            f"Content-Length: {2 * U}\r\nContent-Range: bytes 0-{2 * U - 1}/{len(data)}\r\n\r\n").encode()
+    with socket.create_connection((u.hostname, u.port)) as s:
+        s.sendall(head + data[: U + 1000])
+        time.sleep(0.3)
+    deadline = time.time() + 5
+    while True:
+        r = api.put(loc, headers={"Content-Range": f"bytes */{len(data)}"})
+        if r.status_code == 308 and r.headers.get("range") == f"bytes=0-{U - 1}" or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert r.status_code == 308 and r.headers["range"] == f"bytes=0-{U - 1}"
+    r = api.put(loc, content=data[U:], headers={"Content-Range": f"bytes {U}-{len(data) - 1}/{len(data)}"})
+    assert r.status_code == 200 and emulator.content(r.json()["id"]) == data
