@@ -213,6 +213,29 @@ class CompletionTracker:
         return sorted(self._pending)
 
 
+#: File systems where inotify misses writes made elsewhere (or sees nothing at all): poll instead.
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse", "fuse.", "ceph", "glusterfs", "lustre",
+              "gcsfuse", "afs", "davfs")
+
+
+def network_filesystem(path: str, mounts_file: str = "/proc/mounts") -> str | None:
+    """The type of the file system holding ``path`` if it is a network/FUSE one (e.g. a Drive mount)."""
+    try:
+        with open(mounts_file, encoding="utf-8") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
+    except OSError:
+        return None
+    path = os.path.realpath(path)
+    best, best_type = "", None
+    for mount_point, fs_type in mounts:
+        mount_point = mount_point.replace("\\040", " ")
+        if (path == mount_point or path.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+            best, best_type = mount_point, fs_type
+    if best_type and any(best_type == t or (t.endswith(".") and best_type.startswith(t)) for t in NETWORK_FS):
+        return best_type
+    return None
+
+
 _NUMBER_RE = re.compile(r"(\d+)")
 
 
@@ -419,7 +442,10 @@ class Watcher:
                 watcher._on_fs_event(event)
 
         observer = None
-        if not self.options.poll:
+        network = network_filesystem(self.local)
+        if network:
+            log.info("%s is on a %s file system: inotify does not see remote writes there; polling", self.local, network)
+        if not self.options.poll and not network:
             try:
                 from watchdog.observers.inotify import InotifyObserver
 

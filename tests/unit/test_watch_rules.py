@@ -122,3 +122,15 @@ def test_keep_last_prunes_numbered_checkpoints_only():
     names = ["checkpoint-100", "checkpoint-1000", "checkpoint-500", "last.ckpt", "logs"]
     assert sorted(to_prune(names, 2)) == ["checkpoint-100"]
     assert sorted(to_prune(names, 1)) == ["checkpoint-100", "checkpoint-500"]
+
+
+def test_network_file_systems_are_polled(tmp_path):
+    from drivesync.watch import network_filesystem
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\n"
+                      "drive /content/drive fuse.drive rw 0 0\n"
+                      "srv:/x /mnt/nfs nfs4 rw 0 0\n")
+    assert network_filesystem("/content/drive/MyDrive/ckpt", str(mounts)) == "fuse.drive"
+    assert network_filesystem("/mnt/nfs/run", str(mounts)) == "nfs4"
+    assert network_filesystem("/home/me/ckpt", str(mounts)) is None
