@@ -169,7 +169,7 @@ class Hasher:
     def pool(cls) -> ThreadPoolExecutor:
         with cls._pool_lock:
             if cls._pool is None:
-                cls._pool = ThreadPoolExecutor(3, thread_name_prefix="emulator-hash")
+                cls._pool = ThreadPoolExecutor(4, thread_name_prefix="emulator-hash")
             return cls._pool
 
     def update(self, data) -> None:
@@ -643,10 +643,17 @@ class Store:
         tmp = self.temp_path()
         h = Hasher()
         try:
+            pool = Hasher.pool()
             with open(tmp, "wb") as f:
                 for c in chunks:
-                    h.update(c)
-                    f.write(c)
+                    if len(c) >= 1024 * 1024:
+                        # Overlap the disk write with hashing (both release the GIL).
+                        w = pool.submit(f.write, c)
+                        h.update(c)
+                        w.result()
+                    else:
+                        h.update(c)
+                        f.write(c)
             return self.adopt_content(tmp, h.size, h.digests())
         except BaseException:
             try:
