@@ -62,26 +62,22 @@ def test_rate_limit_storms_and_short_lived_tokens(emulator, tmp_path):
 
 def test_expired_tokens_mid_run_are_refreshed(emulator, tmp_path):
     ids = seed(emulator)
-    # Tokens live 2 s, and all of them are revoked every second on top: refreshes happen mid-download.
-    emulator.configure(download_bps_per_connection=2_000_000, token_lifetime_s=2)
-    import threading
+    # Tokens live 2 s, and on top every token is revoked each time another 4 MiB arrived (~0.5 s).
+    emulator.configure(download_bps_per_connection=1_000_000, download_burst_per_connection=64 * 1024,
+                       token_lifetime_s=2)
+    seen = {"bytes": 0, "next": 1 * MiB, "expired": 0}
 
-    stop = threading.Event()
+    def expire_as_bytes_arrive(event):
+        if event.kind == "bytes":
+            seen["bytes"] += event.nbytes
+            if seen["bytes"] >= seen["next"]:
+                seen["next"] += 4 * MiB
+                seen["expired"] += 1
+                emulator.expire_tokens()
 
-    def expire_often():
-        wait = 0.3
-        while not stop.wait(wait):
-            emulator.expire_tokens()
-            wait = 1.0
-
-    t = threading.Thread(target=expire_often, daemon=True)
-    t.start()
-    try:
-        result = pull(emulator, tmp_path / "out")
-    finally:
-        stop.set()
-        t.join()
+    result = pull(emulator, tmp_path / "out", subscribers=[expire_as_bytes_arrive])
     assert result.ok, result.failed
     check_identical(emulator, ids, tmp_path / "out")
     stats = emulator.stats()
+    assert seen["expired"] >= 3
     assert stats["by_status"].get("401", 0) > 0 and stats["token_grants"] >= 2
