@@ -95,7 +95,7 @@ def test_job_levels_from_paths():
 
 # ------------------------------------------------------------------------------------ measurement
 
-def test_child_measurement_reports_its_own_cpu_and_memory():
+def test_child_measurement_reports_its_own_cpu_and_memory(measurer):
     code = "b = bytearray(80 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\nx = sum(range(3_000_000))"
     m = run_measured([sys.executable, "-c", code], timeout=120)
     assert m.returncode == 0 and not m.timed_out
@@ -110,7 +110,7 @@ def test_child_timeout_is_reported_not_hidden(tmp_path):
     assert row.status == "timeout" and "timed out" in row.note
 
 
-def test_child_failure_keeps_its_last_line(tmp_path):
+def test_child_failure_keeps_its_last_line(tmp_path, measurer):
     m = run_measured([sys.executable, "-c", "import sys; print('boom: bad flag'); sys.exit(3)"], timeout=60,
                      log=tmp_path / "log")
     row = harness.measure_row("unthrottled", harness.build_scenarios(True)["large"], _Named(), 0.0, m, None, None)
@@ -188,7 +188,18 @@ def test_cli_rejects_malformed_flags():
         assert "Traceback" not in got.stderr
 
 
-def test_peak_rss_is_the_commands_own_not_the_harness():
+@pytest.fixture(params=["gnu-time", "launcher"])
+def measurer(request, monkeypatch):
+    from benchmarks.contenders import base
+
+    if request.param == "launcher":
+        monkeypatch.setattr(base, "GNU_TIME", None)
+    elif not base.GNU_TIME:
+        pytest.skip("GNU time is not installed; the launcher fallback is tested instead")
+    return request.param
+
+
+def test_peak_rss_is_the_commands_own_not_the_harness(measurer):
     # The harness holds 200 MiB; a tiny child must not be reported at the harness's size
     # (Linux carries the forking process's high-water mark across exec into ru_maxrss).
     ballast = bytearray(200 * 1024 * 1024)
@@ -199,7 +210,7 @@ def test_peak_rss_is_the_commands_own_not_the_harness():
     del ballast
 
 
-def test_timed_out_command_still_reports_its_peak_rss(tmp_path):
+def test_timed_out_command_still_reports_its_peak_rss(tmp_path, measurer):
     code = "import time\nb = bytearray(60 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\ntime.sleep(60)"
     m = run_measured([sys.executable, "-c", code], timeout=3, log=tmp_path / "log")
     assert m.timed_out

@@ -7,7 +7,8 @@ that child waited for. Peak memory needs care: a child's ru_maxrss also counts t
 process it was forked from (Linux keeps the old mm's high-water mark across exec), so measured
 straight from here every contender would "use" the harness's own RSS. So the command runs under
 GNU time (`/usr/bin/time -f %M`, a ~2 MiB process), whose report is the command's own peak; where
-GNU time is missing, the child's VmHWM is sampled from /proc while it runs instead.
+GNU time is missing, under a tiny `python -S` launcher that forks, execs and reports its child's
+ru_maxrss the same way (then the figure may include up to ~10 MiB of the launcher's own pages).
 Never imports the drivesync client or the emulator.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -69,15 +71,26 @@ def _read_gnu_time(path: str) -> int | None:
     return None
 
 
-def _vm_hwm_kib(pid: int) -> int | None:
+#: Fallback for GNU time: fork, exec argv[2:], write the child's ru_maxrss (KiB) to argv[1], pass on its status.
+_LAUNCHER = """import os, sys
+pid = os.fork()
+if pid == 0:
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(ru.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _measuring_argv(rss_file: str, argv: list[str]) -> list[str]:
+    if GNU_TIME:
+        return [GNU_TIME, "-f", "%M", "-o", rss_file, *argv]
+    return [sys.executable, "-S", "-c", _LAUNCHER, rss_file, *argv]
 
 
 class Child:
@@ -87,13 +100,9 @@ class Child:
                  log: Path | None = None):
         self.argv = list(argv)
         self.log = log
-        self.hwm_kib = 0
-        self.rss_file: str | None = None
-        run_argv = self.argv
-        if GNU_TIME:
-            fd, self.rss_file = tempfile.mkstemp(prefix="bench-rss-")
-            os.close(fd)
-            run_argv = [GNU_TIME, "-f", "%M", "-o", self.rss_file, *self.argv]
+        fd, self.rss_file = tempfile.mkstemp(prefix="bench-rss-")
+        os.close(fd)
+        run_argv = _measuring_argv(self.rss_file, self.argv)
         out = open(log, "ab") if log else subprocess.DEVNULL
         self.started = time.monotonic()
         try:
@@ -113,8 +122,6 @@ class Child:
         """The measurement if the child has exited (reaping it), else None."""
         if self.result is not None:
             return self.result
-        if not GNU_TIME:
-            self.hwm_kib = max(self.hwm_kib, _vm_hwm_kib(self.proc.pid) or 0)
         pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
         if pid == 0:
             return None
@@ -123,13 +130,11 @@ class Child:
     def _done(self, status: int, ru: Any, *, timed_out: bool) -> Measured:
         rc = os.waitstatus_to_exitcode(status)
         self.proc.returncode = rc  # tell Popen it is reaped
-        peak = self.hwm_kib
-        if self.rss_file:
-            peak = _read_gnu_time(self.rss_file) or 0  # none when killed on a timeout
-            try:
-                os.unlink(self.rss_file)
-            except OSError:
-                pass
+        peak = _read_gnu_time(self.rss_file) or 0  # none if the measurer itself was killed
+        try:
+            os.unlink(self.rss_file)
+        except OSError:
+            pass
         self.result = Measured(
             wall_s=time.monotonic() - self.started,
             cpu_s=ru.ru_utime + ru.ru_stime,
@@ -162,12 +167,10 @@ class Child:
             delay = min(delay * 2, 0.05)
 
     def kill(self, grace: float = 5.0) -> Measured:
-        """SIGTERM the command (GNU time, when it wraps it, stays to report its peak RSS), then SIGKILL all."""
+        """SIGTERM the command (its measurer, the group leader, stays to report the peak RSS), then SIGKILL all."""
         if self.result is not None:
             return self.result
-        steps = [(signal.SIGTERM, grace), (signal.SIGKILL, 30.0)]
-        if GNU_TIME:
-            steps.insert(0, (None, grace))
+        steps = [(None, grace), (signal.SIGTERM, grace), (signal.SIGKILL, 30.0)]
         for sig, wait_s in steps:
             try:
                 if sig is None:
