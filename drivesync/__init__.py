@@ -13,12 +13,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "pull": "drivesync.pull",
-    "PullResult": "drivesync.pull",
-    "pull_async": "drivesync.pull",
-    "push": "drivesync.push",
-    "PushResult": "drivesync.push",
-    "watch": "drivesync.watch",
+    "pull": "drivesync.puller",
+    "PullResult": "drivesync.puller",
+    "pull_async": "drivesync.puller",
+    "push": "drivesync.pusher",
+    "PushResult": "drivesync.pusher",
+    "push_async": "drivesync.pusher",
+    "watch": "drivesync.watcher",
     "Settings": "drivesync.config",
     "DrivesyncError": "drivesync.errors",
     "DriveError": "drivesync.errors",

@@ -5,7 +5,7 @@ This module owns defaults and validation of user-facing numbers. It never does I
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from .errors import UsageError
 

@@ -168,7 +168,7 @@ async def upload_project(settings: Settings, credentials: str, files: dict[str, 
 def run_demo(target: str = "drivesync-demo", *, progress: bool = True, images: int = 200,
              zip_size: int = 50 * 1000 * 1000, say=print):
     """Start the emulator, seed it through the API, pull into ``target``; returns the PullResult."""
-    from .pull import pull
+    from .puller import pull
     from .state import Journal
 
     target = os.path.abspath(target)

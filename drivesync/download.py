@@ -239,7 +239,7 @@ class Downloader:
                 self.counters.bytes -= size
                 if attempt == 1:
                     self.counters.retries += 1
-                    ctx.emit("retry", f"md5 mismatch, downloading again")
+                    ctx.emit("retry", "md5 mismatch, downloading again")
                     continue
                 raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import names
-from .drive import FOLDER, SHORTCUT, Drive, RemoteFile, parents_query, quote
+from .drive import FOLDER, Drive, RemoteFile, parents_query, quote
 from .errors import AmbiguousPath, DriveError, NotAFolder, RemoteNotFound, UsageError
 
 #: Fields a walk needs (smaller answers than drive.LIST_FIELDS: no exportLinks, no trashed).

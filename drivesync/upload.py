@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .config import UPLOAD_CHUNK_GRANULARITY

@@ -19,7 +19,7 @@ def register(subparsers, name: str) -> None:
 def run(args) -> int:
     from ..demo import run_demo
     from ..progress import summary_line
-    from ..pull import check_writable
+    from ..puller import check_writable
 
     check_writable(args.target)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))

@@ -66,7 +66,7 @@ def run_pull(args) -> int:
     from ..errors import UsageError
     from ..filters import Filter
     from ..progress import summary_line
-    from ..pull import pull
+    from ..puller import pull
 
     if args.range_size is not None and args.range_size < 1:
         raise UsageError("--range-size must be at least 1 byte")

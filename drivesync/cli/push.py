@@ -1,7 +1,6 @@
 """``drivesync push``, ``drivesync status`` and ``drivesync flush``: parsing and printing only."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -89,7 +88,7 @@ def _connection(args) -> dict:
 
 
 def _push_once(args) -> int:
-    from ..push import PushFailed, push
+    from ..pusher import PushFailed, push
 
     close, subscribers = _progress_subscriber(not args.no_progress and sys.stderr.isatty())
     started = time.monotonic()
@@ -111,7 +110,7 @@ def _push_once(args) -> int:
 
 def _watch(args) -> int:
     from .. import daemon
-    from ..watch import DEFAULT_SETTLE_S, Watcher, WatchOptions
+    from ..watcher import DEFAULT_SETTLE_S, Watcher, WatchOptions
 
     if args.background:
         argv = _rebuild_argv(args)

@@ -13,7 +13,7 @@ import dataclasses
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MB = 1_000_000
 KiB = 1024

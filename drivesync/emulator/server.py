@@ -28,7 +28,7 @@ from multidict import CIMultiDict, MultiDict
 from . import errors, exports, fields as fieldsel, query as qlang
 from .auth import Auth, OAuthError
 from .limits import Limits, Profile, TokenBucket
-from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, now_ms, rfc3339, to_ms
+from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, rfc3339, to_ms
 from .uploads import Uploads, check_writable, parse_json_body
 
 JSON_TYPE = "application/json; charset=UTF-8"

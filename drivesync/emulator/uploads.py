@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 

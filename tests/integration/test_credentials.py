@@ -218,7 +218,7 @@ def test_access_revoked_in_the_middle_of_a_pull(tmp_path, emu, isolated_in_proce
             emu.expire_tokens()
             emu.reset_stats()
 
-    from drivesync.pull import pull_async
+    from drivesync.puller import pull_async
 
     settings = Settings(api_url=emu.url, transfers=1, max_retries=2, backoff_base=0.01, backoff_cap=0.05)
     result = asyncio.run(pull_async("data", str(tmp_path / "local"), settings=settings, authorizer=authorizer,

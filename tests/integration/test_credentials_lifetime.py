@@ -50,7 +50,7 @@ def test_pull_with_two_second_tokens(tmp_path, emu, state_dir):
     authorizer = authorizer_for(emu)
     settings = Settings(api_url=emu.url, transfers=4, streams_per_file=4, max_streams=8,
                         multistream_cutoff=2 * MiB, range_size=1 * MiB, io_buffer=128 * KiB)
-    from drivesync.pull import pull_async
+    from drivesync.puller import pull_async
 
     started = time.monotonic()
     result = asyncio.run(pull_async("data", str(tmp_path / "local"), settings=settings, authorizer=authorizer))
@@ -77,7 +77,7 @@ def test_push_with_two_second_tokens(tmp_path, emu, state_dir):
     emu.reset_stats()
     authorizer = authorizer_for(emu)
     settings = Settings(api_url=emu.url, upload_transfers=4, upload_cutoff=1 * MiB, upload_chunk_size=1 * MiB)
-    from drivesync.push import push_async
+    from drivesync.pusher import push_async
 
     async def run():
         async with open_drive(settings, authorizer=authorizer) as drive:

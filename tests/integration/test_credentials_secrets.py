@@ -149,7 +149,7 @@ def test_no_token_in_log_records_in_process(tmp_path, emu, monkeypatch, caplog):
     emu.add_file("a.bin", os.urandom(3 * MiB), parent_id=folder)
     emu.configure(token_lifetime_s=LIFETIME_S, download_bps_total=1 * MiB, download_burst_total=256 * KiB)
     authorizer = auth.Authorizer(auth.load_credentials_file(emu.credentials_path))
-    from drivesync.pull import pull_async
+    from drivesync.puller import pull_async
 
     caplog.set_level(logging.DEBUG)
     for name in ("google", "urllib3", "aiohttp", "drivesync"):

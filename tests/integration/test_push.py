@@ -126,7 +126,7 @@ def test_resume_after_the_process_died(emu, tmp_path):
     # Simulate the dead process: open the session and send the first half, as the driver would.
     import asyncio
 
-    from drivesync.push import resolve_root
+    from drivesync.pusher import resolve_root
     from drivesync.session import open_drive
     from drivesync.state import UploadSession
     from drivesync.upload import file_md5
@@ -158,7 +158,7 @@ def test_resume_after_the_process_died(emu, tmp_path):
 def test_changed_file_or_expired_session_starts_over_cleanly(emu, tmp_path):
     import asyncio
 
-    from drivesync.push import resolve_root
+    from drivesync.pusher import resolve_root
     from drivesync.session import open_drive
     from drivesync.state import UploadSession
 

@@ -1,7 +1,7 @@
 """When is a checkpoint complete? The watcher's rules, with a fake clock (no threads, no files)."""
 import pytest
 
-from drivesync.watch import (CLOSED, CREATED, DELETED, MODIFIED, MOVED_FROM, MOVED_TO, CompletionTracker,
+from drivesync.watcher import (CLOSED, CREATED, DELETED, MODIFIED, MOVED_FROM, MOVED_TO, CompletionTracker,
                              checkpoint_step, is_temporary, to_prune)
 
 
@@ -125,7 +125,7 @@ def test_keep_last_prunes_numbered_checkpoints_only():
 
 
 def test_network_file_systems_are_polled(tmp_path):
-    from drivesync.watch import network_filesystem
+    from drivesync.watcher import network_filesystem
 
     mounts = tmp_path / "mounts"
     mounts.write_text("/dev/vda / ext4 rw 0 0\n"

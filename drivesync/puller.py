@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import threading
 import time
-import types
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
@@ -28,7 +25,7 @@ from .plan import Action, Plan, make_plan
 from .remote import Entry, parse_export_formats, resolve, walk
 from .session import open_drive
 from .state import Journal
-from .transfer import Event, Job, Transfers
+from .transfer import Job, Transfers, run_sync
 
 
 @dataclass
@@ -249,32 +246,4 @@ def pull(remote: str, local: str | None = None, **options) -> PullResult:
     Safe to call from a notebook cell: with an event loop already running here, the pull runs on a
     worker thread (its own loop) and this call waits for it.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(pull_async(remote, local, **options))
-    box: dict = {}
-
-    def target():
-        try:
-            box["result"] = asyncio.run(pull_async(remote, local, **options))
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="drivesync-pull", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
-class _CallableModule(types.ModuleType):
-    """``drivesync.pull`` is both this module and the function: importing the submodule rebinds the
-    package attribute to the module, so the module forwards calls to ``pull``."""
-
-    def __call__(self, *args, **kwargs):
-        return pull(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return run_sync(pull_async(remote, local, **options))

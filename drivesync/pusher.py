@@ -4,7 +4,7 @@ What it owns: mapping a local tree onto a Drive folder (creating missing folders
 path so concurrent jobs never create twins), deciding per file between skip (size and md5 equal),
 new revision (PATCH the same file id: a changed file never becomes a second file with the same name)
 and create, recording verified files in the journal, and the optional mirror delete (to the trash).
-``Pusher`` is the reusable part: watch.py drives the same object file by file.
+``Pusher`` is the reusable part: watcher.py drives the same object file by file.
 
 What it must never do: retry requests (transport.py), run its own concurrency (transfer.py does),
 speak the resumable protocol (upload.py), or upload a temporary or excluded name.
@@ -14,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
-import threading
-import types
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from .config import Settings, from_environment
-from .drive import FOLDER, Drive, RemoteFile, quote
+from .drive import Drive, RemoteFile, quote
 from .errors import DriveError, DrivesyncError, NotAFolder, UsageError
 from .filters import Filter
 from .state import Journal
-from .transfer import Job, JobContext, Transfers
+from .transfer import Job, JobContext, Transfers, run_sync
 from .upload import LocalStat, UploadStats, UploadTarget, file_md5, upload_file
 
 log = logging.getLogger("drivesync.push")
@@ -117,7 +114,7 @@ class Pusher:
 
     def wanted(self, rel: str) -> bool:
         """Is this path (relative, '/'-separated) ever uploaded? Temporary names and excludes are not."""
-        from .watch import is_temporary
+        from .watcher import is_temporary
 
         if any(is_temporary(part) for part in rel.split("/")):
             return False
@@ -432,28 +429,6 @@ async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings
     return result
 
 
-def run_sync(coro):
-    """Run a coroutine to completion from synchronous code, even inside a notebook's running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict = {}
-
-    def runner():
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=runner, name="drivesync-push", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 def push(local: str, remote: str | None = None, **options) -> PushResult:
     """Upload a local file or folder to Drive; return what happened.
 
@@ -467,14 +442,3 @@ def push(local: str, remote: str | None = None, **options) -> PushResult:
     if result.failed:
         raise PushFailed(result)
     return result
-
-
-class _CallableModule(types.ModuleType):
-    """``drivesync.push`` is both this module and the function: importing the submodule rebinds the
-    package attribute to the module, so the module forwards calls to ``push``."""
-
-    def __call__(self, *args, **kwargs):
-        return push(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -28,9 +28,7 @@ import json
 import logging
 import os
 import re
-import sys
 import threading
-import types
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -291,7 +289,7 @@ class Watcher:
                  settings=None, credentials: str | None = None, impersonate: str | None = None,
                  api_url: str | None = None, transfers: int | None = None, chunk_size: int | None = None,
                  status_path: str | None = None, journal=None):
-        from .push import _check_local, default_remote, make_settings
+        from .pusher import _check_local, default_remote, make_settings
 
         self.local = _check_local(local)
         if not os.path.isdir(self.local):
@@ -376,7 +374,7 @@ class Watcher:
                 log.error("watcher stopped: %s", exc)
 
     async def _main(self) -> None:
-        from .push import Pusher, resolve_root
+        from .pusher import Pusher, resolve_root
         from .session import open_drive
         from .state import Journal
 
@@ -726,13 +724,3 @@ def watch(local: str, remote: str | None = None, **options):
         yield watcher
     finally:
         watcher.stop(flush=True)
-
-
-class _CallableModule(types.ModuleType):
-    """``drivesync.watch`` is both this module and the context manager (see push.py for why)."""
-
-    def __call__(self, *args, **kwargs):
-        return watch(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
