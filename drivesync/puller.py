@@ -105,7 +105,8 @@ def _settings(settings: Settings | None, overrides: dict) -> Settings:
 
 
 async def pull_async(remote: str, local: str | None = None, *, settings: Settings | None = None,
-                     credentials: str | None = None, include: Iterable[str] = (), exclude: Iterable[str] = (),
+                     credentials: str | None = None, impersonate: str | None = None,
+                     include: Iterable[str] = (), exclude: Iterable[str] = (),
                      filter: Filter | None = None, dry_run: bool = False, delete: bool = False,
                      skip_gdocs: bool = False, export_formats: str | Iterable[str] | None = None,
                      progress: bool = False, subscribers: Iterable = (), journal: Journal | None = None,
@@ -122,7 +123,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     own_journal = journal is None
     result = PullResult(remote=remote, local="", dry_run=dry_run)
 
-    async with open_drive(settings, credentials=credentials, authorizer=authorizer) as drive:
+    async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
         item = await resolve(drive, remote)
         target = os.path.abspath(local if local else default_local(remote, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)

@@ -75,6 +75,7 @@ def run_pull(args) -> int:
                                 range_size=args.range_size, multistream_cutoff=args.multistream_cutoff,
                                 tps=args.tps)
     result = pull(args.remote, args.local, settings=settings, credentials=args.credentials,
+                  impersonate=args.impersonate,
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
                   skip_gdocs=args.skip_gdocs, export_formats=args.export_formats,
                   progress=not (args.quiet or args.json or args.dry_run))
@@ -101,7 +102,7 @@ def run_ls(args) -> int:
     settings = from_environment(api_url=args.api_url)
 
     async def go():
-        async with open_drive(settings, credentials=args.credentials) as drive:
+        async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:
             item = await resolve(drive, args.remote)
             return await walk(drive, item, settings, recursive=args.recursive)
 

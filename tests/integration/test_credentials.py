@@ -202,9 +202,9 @@ def test_service_account_key_uses_the_jwt_bearer_grant(tmp_path, emu, isolated_i
 
 
 def test_access_revoked_in_the_middle_of_a_pull(tmp_path, emu, isolated_in_process, monkeypatch):
-    """After the first file lands, the sign-in is revoked and every token expired: the rest of the pull
-    fails with the one credentials message, after one refused refresh (no retry loop), and leaves no
-    partial file at a final path."""
+    """After the first file lands, the sign-in is revoked and every token expired: the pull stops with
+    the one credentials message (an AuthError, not a failure per remaining file), after one refused
+    refresh (no retry loop), and leaves no partial file at a final path."""
     monkeypatch.setenv("DRIVESYNC_STATE_DIR", str(tmp_path / "state"))
     folder = emu.add_folder("data")
     ids = [emu.add_file(f"f{i}.bin", os.urandom(64 * 1024 + i), parent_id=folder) for i in range(8)]
@@ -221,11 +221,12 @@ def test_access_revoked_in_the_middle_of_a_pull(tmp_path, emu, isolated_in_proce
     from drivesync.puller import pull_async
 
     settings = Settings(api_url=emu.url, transfers=1, max_retries=2, backoff_base=0.01, backoff_cap=0.05)
-    result = asyncio.run(pull_async("data", str(tmp_path / "local"), settings=settings, authorizer=authorizer,
-                                    subscribers=[on_event]))
-    assert revoked and result.failed
+    with pytest.raises(auth.AuthError) as raised:
+        asyncio.run(pull_async("data", str(tmp_path / "local"), settings=settings, authorizer=authorizer,
+                               subscribers=[on_event]))
+    assert revoked
     assert emu.stats()["by_kind"].get("token", 0) == 1
-    assert all("invalid_grant" in f.reason for f in result.failed), result.failed
+    assert "invalid_grant" in str(raised.value) and "drivesync login" in str(raised.value)
     local = tmp_path / "local"
     for fid in ids:  # what is there is complete; nothing else is
         path = local / emu.file(fid)["name"]
