@@ -39,9 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=harness.DEFAULT_WORK, help="scratch space (seeded data, outputs)")
     ap.add_argument("--merge", action="store_true",
                     help="keep the rows of --out's previous results.json for the scenario/profile pairs not run now")
+    ap.add_argument("--rewrite-report", action="store_true",
+                    help="only rewrite results.md and the plots from --out's results.json (no run)")
     ns = ap.parse_args(argv)
     if ns.timeout <= 0:
         ap.error("--timeout must be positive")
+    if ns.rewrite_report:
+        if not (ns.out / "results.json").is_file():
+            ap.error(f"no results.json in {ns.out}")
+        for what, path in harness.rewrite_report(ns.out).items():
+            print(f"wrote {what}: {path}")
+        return 0
 
     contenders = [c for c in all_contenders() if c.name in ns.contenders]
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -629,6 +629,9 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in [r for r in rows if r.profile == profile]:
             result = {"ok": "verified", "unavailable": r.note, "timeout": "timed out"}.get(r.status, f"{r.status}: {r.note}")
+            need = floors.get(f"{profile}/{r.scenario}", {}).get("requests")
+            if r.status == "timeout" and need and r.requests is not None:
+                result = f"timed out after {r.requests:,} of the >= {need:,} requests the job needs"
             out.append(f"| {r.scenario} | {r.label} | {_fmt_wall(r)} | {_fmt_ratio(r)} | {_num(r.requests)} | "
                        f"{_num(r.rate_limited)} | {_num(r.cpu_s_per_gb, '{:.1f}')} | "
                        f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {_num(r.emulator_cpu_s, '{:.1f} s')} | {result} |")
@@ -727,6 +730,15 @@ def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tupl
              for p, s in {(r.profile, r.scenario) for r in kept + rows}}
     allrows = sorted(kept + rows, key=lambda r: order[(r.profile, r.scenario)])  # stable: contender order kept
     return allrows, merged_floors
+
+
+def rewrite_report(out_dir: Path) -> dict[str, str]:
+    """Rewrite results.md and the plots from out_dir/results.json (no run)."""
+    data = json.loads((out_dir / "results.json").read_text())
+    names = {f.name for f in __import__("dataclasses").fields(Row)}
+    rows = [Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"]]
+    return write_report(rows, data["floors"], data["machine"], out_dir, quick=data["quick"],
+                        timeout=data["timeout_s"], command=data["command"])
 
 
 def write_report(rows: list[Row], floors: dict, machine: dict, out_dir: Path, *, quick: bool, timeout: float,
