@@ -178,6 +178,9 @@ def test_report_writes_markdown_json_and_png(tmp_path):
         assert Path(written[name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(Path(written["json"]).read_text())
     assert len(data["rows"]) == 5
+    # --rewrite-report rebuilds the same table from results.json alone
+    harness.rewrite_report(tmp_path)
+    assert Path(written["markdown"]).read_text() == md
 
 
 def test_cli_rejects_malformed_flags():
