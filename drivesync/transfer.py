@@ -93,10 +93,16 @@ class Transfers:
             return Outcome(job.path, result)
 
     async def run(self, jobs: Iterable[Job]) -> list[Outcome]:
+        """Run every job; outcomes come back in the order the jobs were given.
+
+        Largest files start first: a big file's ranges then overlap with the many small files instead
+        of trailing alone at the end (longest-processing-time-first scheduling)."""
         jobs = list(jobs)
+        order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
         for job in jobs:
             self.emit(Event("queued", job.path, total=job.size))
-        tasks = [asyncio.ensure_future(self._one(job)) for job in jobs]
+        started = {i: asyncio.ensure_future(self._one(jobs[i])) for i in order}  # semaphores are FIFO
+        tasks = [started[i] for i in range(len(jobs))]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
