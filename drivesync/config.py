@@ -26,15 +26,19 @@ class Settings:
     Memory bound. Downloads never hold a file in memory: each stream reads at most ``io_buffer``
     bytes from its socket and writes them at their offset (``os.pwrite``) before reading more, and
     at most ``transfers * streams_per_file`` streams are open (``max_streams`` caps the total).
-    Uploads hold one chunk per file in flight. So the transfer buffers are bounded by::
+    Uploads hold one chunk per file in flight, plus at most one more copy of it in the socket's
+    send buffer while it drains. So the transfer buffers are bounded by::
 
-        max_streams * (io_buffer + socket_buffer)  +  upload_transfers * upload_chunk_size
+        max_streams * (io_buffer + socket_buffer)  +  2 * upload_transfers * upload_chunk_size
 
     A small file (at most ``io_buffer`` bytes) is held whole in its one stream's buffer, so it stays
     inside the same bound. With the defaults: 32 * (1 MiB + ~0.3 MiB) + 4 * 16 MiB ~= 106 MiB, on top
     of the interpreter and libraries (~60 MiB): peak RSS stays under 200 MB whatever the size of the
     dataset (measured: 136 MB pulling 2 x 1 GiB, 92 MB pulling 10,000 files; benchmarks/pull_bench.py).
     The listing of a tree costs about 1 KiB per remote file (10,000 files ~= 10 MB).
+    A push of several large files holds 2 * 4 * 16 MiB = 128 MiB of chunks: measured 205 MB peak RSS
+    for 4 parallel 150 MB uploads, with the CLI returning buffers of 1 MiB and more to the OS
+    (cli._return_big_buffers_to_the_os; without it glibc's arenas kept 312 MB resident).
     """
 
     api_url: str = DEFAULT_API_URL

@@ -42,7 +42,24 @@ def _module_for(command: str) -> str:
     return {"flush": "push", "status": "push", "authorize": "login", "whoami": "login", "ls": "pull"}.get(command, command)
 
 
+def _return_big_buffers_to_the_os() -> None:
+    """Make glibc serve allocations of 1 MiB and more with mmap, always.
+
+    Transfers allocate and free many multi-MiB buffers from several threads; with glibc's adaptive
+    threshold they land in per-thread arenas and stay resident (measured: a 4-file push peaked at
+    312 MB, 208 MB with this). The command owns its process, so it may set this; the library does not.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main(argv: list[str] | None = None) -> int:
+    _return_big_buffers_to_the_os()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
