@@ -498,14 +498,3 @@ class Exporter:
         st = os.stat(final_path)
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
-
-
-def file_md5(path: str) -> str:
-    """md5 of a local file, read in large blocks (hashlib releases the GIL: run it in a thread)."""
-    h = hashlib.md5()
-    with open(path, "rb", buffering=0) as fh:
-        while True:
-            block = fh.read(_HASH_READ)
-            if not block:
-                return h.hexdigest()
-            h.update(block)

@@ -18,7 +18,7 @@ from typing import Iterable
 
 from . import names
 from .config import Settings, from_environment
-from .download import Counters, Downloader, Exporter, file_md5
+from .download import Counters, Downloader, Exporter
 from .errors import DrivesyncError, UsageError
 from .filters import Filter
 from .plan import Action, Plan, make_plan
@@ -26,6 +26,7 @@ from .remote import Entry, parse_export_formats, resolve, walk
 from .session import open_drive
 from .state import Journal
 from .transfer import Job, Transfers, run_sync
+from .upload import file_md5
 
 
 @dataclass
