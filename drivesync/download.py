@@ -216,13 +216,8 @@ class Downloader:
                 md5 = await asyncio.to_thread(self._write_small, part, final_path, item, data)
                 if md5 is None:
                     return "done"
-                ctx.progress(-size)
-                self.counters.bytes -= size
-                if attempt == 1:
-                    self.counters.retries += 1
-                    ctx.emit("retry", "md5 mismatch, downloading again")
-                    continue
-                raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
+                self._mismatch(ctx, item, size, md5, attempt)
+                continue
             try:
                 md5 = await self._fetch_once(ctx, item, size, part)
             except BaseException:
@@ -235,18 +230,22 @@ class Downloader:
                 raise
             if item.md5 and md5 != item.md5:
                 await asyncio.to_thread(self._discard, part)
-                ctx.progress(-size)
-                self.counters.bytes -= size
-                if attempt == 1:
-                    self.counters.retries += 1
-                    ctx.emit("retry", "md5 mismatch, downloading again")
-                    continue
-                raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
+                self._mismatch(ctx, item, size, md5, attempt)
+                continue
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)
             return "done"
         raise AssertionError("unreachable")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _mismatch(self, ctx, item, size: int, md5: str, attempt: int) -> None:
+        """A download whose md5 is not Drive's: take its bytes back and allow one more try, then fail."""
+        ctx.progress(-size)
+        self.counters.bytes -= size
+        if attempt > 1:
+            raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
+        self.counters.retries += 1
+        ctx.emit("retry", "md5 mismatch, downloading again")
 
     def _open(self, item, size: int, part: str) -> PartialFile:
         """Open the partial file, keeping what an earlier run wrote if the journal vouches for it."""
