@@ -15,9 +15,10 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
+
+from cli_env import browser_program, env_for
 
 from drivesync import auth
 from drivesync.config import KiB, MiB, Settings
@@ -29,27 +30,6 @@ LIFETIME_S = 2.0
 @pytest.fixture
 def emu(emulator):
     return emulator
-
-
-def env_for(tmp_path, emu, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GOOGLE_", "DRIVESYNC_", "CLOUDSDK_", "GCE_", "BROWSER", "SSH_"))}
-    env.update(DRIVESYNC_CONFIG_DIR=str(tmp_path / "config"), DRIVESYNC_STATE_DIR=str(tmp_path / "state"),
-               CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), DRIVESYNC_API_URL=emu.url,
-               GCE_METADATA_DETECT_RETRIES="1", GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
-    env.update(extra)
-    return env
-
-
-def browser_program(tmp_path) -> str:
-    path = tmp_path / "fake-browser"
-    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent("""
-        import sys, httpx
-        with httpx.Client(follow_redirects=True, timeout=30) as c:
-            c.get(sys.argv[1]).raise_for_status()
-    """))
-    path.chmod(0o755)
-    return str(path)
 
 
 def issued_secrets(emu, *files) -> set[str]:

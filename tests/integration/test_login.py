@@ -12,11 +12,12 @@ import os
 import stat
 import subprocess
 import sys
-import textwrap
 import urllib.parse
 
 import httpx
 import pytest
+
+from cli_env import browser_program, env_for
 
 from drivesync import auth, login
 from drivesync.config import Settings
@@ -46,27 +47,6 @@ def follow(url: str) -> None:
     """The browser: load the consent page (the emulator auto-consents) and follow it back to drivesync."""
     with httpx.Client(follow_redirects=True, timeout=30) as client:
         client.get(url).raise_for_status()
-
-
-def env_for(tmp_path, emu, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GOOGLE_", "DRIVESYNC_", "CLOUDSDK_", "GCE_", "BROWSER", "SSH_"))}
-    env.update(DRIVESYNC_CONFIG_DIR=str(tmp_path / "config"), DRIVESYNC_STATE_DIR=str(tmp_path / "state"),
-               CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), DRIVESYNC_API_URL=emu.url,
-               GCE_METADATA_DETECT_RETRIES="1", GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
-    env.update(extra)
-    return env
-
-
-def browser_program(tmp_path) -> str:
-    path = tmp_path / "fake-browser"
-    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent("""
-        import sys, httpx
-        with httpx.Client(follow_redirects=True, timeout=30) as c:
-            c.get(sys.argv[1]).raise_for_status()
-    """))
-    path.chmod(0o755)
-    return str(path)
 
 
 def run_cli(args, env, stdin=None, timeout=60):
