@@ -28,8 +28,8 @@ from multidict import CIMultiDict, MultiDict
 from . import errors, exports, fields as fieldsel, query as qlang
 from .auth import Auth, OAuthError
 from .limits import Limits, Profile, TokenBucket
-from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, rfc3339, to_ms
-from .uploads import Uploads, check_writable, parse_json_body
+from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, rfc3339
+from .uploads import Uploads, check_writable, meta_time, parse_json_body
 
 JSON_TYPE = "application/json; charset=UTF-8"
 SEND_CHUNK = 1024 * 1024
@@ -476,8 +476,8 @@ class EmulatorServer:
             mime_type=mime,
             parent_id=parents[0] if parents else None,
             file_id=meta.get("id"),
-            created_ms=self._time(meta, "createdTime"),
-            modified_ms=self._time(meta, "modifiedTime"),
+            created_ms=meta_time(meta, "createdTime"),
+            modified_ms=meta_time(meta, "modifiedTime"),
             doc_text="" if mime.startswith(GOOGLE_APPS) and mime not in (FOLDER, SHORTCUT) else None,
             target=target,
             description=meta.get("description"),
@@ -486,16 +486,6 @@ class EmulatorServer:
             app_properties=meta.get("appProperties"),
         )
         return fieldsel.apply(self.store.resource(self.store.row(fid), base), sel)
-
-    @staticmethod
-    def _time(meta: dict, key: str) -> int | None:
-        v = meta.get(key)
-        if v is None:
-            return None
-        try:
-            return to_ms(v)
-        except (TypeError, ValueError):
-            raise errors.invalid_value(key) from None
 
     def apply_update(self, fid: str, meta: dict, q, **extra) -> dict:
         """files.update's metadata part, shared with uploads (PATCH with new content). Returns the row."""
@@ -524,7 +514,7 @@ class EmulatorServer:
             name=meta.get("name"),
             mime_type=meta.get("mimeType"),
             parent=new_parent,
-            modified_ms=self._time(meta, "modifiedTime"),
+            modified_ms=meta_time(meta, "modifiedTime"),
             starred=meta.get("starred"),
             properties=meta.get("properties"),
             app_properties=meta.get("appProperties"),
@@ -551,7 +541,7 @@ class EmulatorServer:
         parents = meta.get("parents") or []
         new = self.store.copy_file(fid, name=meta.get("name"), parent_id=parents[0] if parents else None)
         if meta.get("modifiedTime") or meta.get("description") is not None:
-            self.store.update(new, modified_ms=self._time(meta, "modifiedTime"), **(
+            self.store.update(new, modified_ms=meta_time(meta, "modifiedTime"), **(
                 {"description": meta["description"]} if "description" in meta else {}))
         return fieldsel.apply(self.store.resource(self.store.row(new), base), sel)
 

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import errors
-from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, now_ms
+from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, now_ms, to_ms
 
 if TYPE_CHECKING:
     from .server import EmulatorServer
@@ -273,7 +273,7 @@ class Uploads:
             if limit is not None and self.store.usage()[0] + size > limit:
                 raise errors.storage_quota_exceeded()
             mime = _pick_mime(meta, media_mime)
-            mtime = _meta_time(meta, "modifiedTime")
+            mtime = meta_time(meta, "modifiedTime")
             if file_id:
                 existing = self.store.require(file_id)
                 if existing["mime_type"].startswith(GOOGLE_APPS):
@@ -298,7 +298,7 @@ class Uploads:
                     mime_type=mime,
                     parent_id=parents[0] if parents else None,
                     modified_ms=mtime,
-                    created_ms=_meta_time(meta, "createdTime"),
+                    created_ms=meta_time(meta, "createdTime"),
                     doc_text=text,
                     description=meta.get("description"),
                     properties=meta.get("properties"),
@@ -312,7 +312,7 @@ class Uploads:
                 parent_id=parents[0] if parents else None,
                 file_id=meta.get("id"),
                 modified_ms=mtime,
-                created_ms=_meta_time(meta, "createdTime"),
+                created_ms=meta_time(meta, "createdTime"),
                 content=content,
                 description=meta.get("description"),
                 starred=bool(meta.get("starred")),
@@ -528,12 +528,11 @@ def _boundary(ctype: str) -> str | None:
     return None
 
 
-def _meta_time(meta: dict, key: str) -> int | None:
+def meta_time(meta: dict, key: str) -> int | None:
+    """A time field of request metadata (RFC 3339) as ms, or None; a malformed one is Drive's 400."""
     v = meta.get(key)
     if v is None:
         return None
-    from .store import to_ms
-
     try:
         return to_ms(v)
     except (TypeError, ValueError):
