@@ -35,8 +35,8 @@ SCOPES = {
 
 #: Refresh this long before expiry, or after 3/4 of a token's lifetime when lifetimes are short.
 REFRESH_MARGIN_S = 120.0
-#: Tries of one refresh when the token endpoint cannot be reached or answers a retryable error (5xx).
-REFRESH_TRIES = 3
+#: Longest sleep between two tries of the token endpoint (it is retried until give_up_after).
+REFRESH_BACKOFF_CAP_S = 8.0
 
 #: Name of the token file ``drivesync login`` writes inside the config dir.
 TOKEN_FILE_NAME = "token.json"
@@ -363,8 +363,11 @@ class Authorizer:
     A refresh that fails for good raises AuthError with one line saying what to run.
     """
 
-    def __init__(self, chosen: Chosen, *, clock=None, sleep=time.sleep):
+    def __init__(self, chosen: Chosen, *, clock=None, sleep=time.sleep, monotonic=time.monotonic,
+                 give_up_after: float = 120.0):
         self.chosen = chosen
+        self.give_up_after = give_up_after
+        self._monotonic = monotonic
         self.credentials = chosen.credentials
         self.refreshes = 0
         self._lock: asyncio.Lock | None = None
@@ -394,23 +397,31 @@ class Authorizer:
         with self._thread_lock:
             if self._failed is not None:
                 raise self._failed
-            for attempt in range(REFRESH_TRIES):
+            started = self._monotonic()
+            attempt = 0
+            while True:
                 try:
                     self.credentials.refresh(_refresh_request())
                     break
-                except RefreshError as exc:
-                    if getattr(exc, "retryable", False) and attempt + 1 < REFRESH_TRIES:
-                        self._sleep(2 ** attempt)
-                        continue
-                    self._failed = AuthError(refresh_failure_message(exc, self.chosen))
-                    raise self._failed from None
-                except TransportError as exc:
-                    if attempt + 1 < REFRESH_TRIES:
-                        log.debug("token endpoint unreachable (%s); trying again", type(exc).__name__)
-                        self._sleep(2 ** attempt)
-                        continue
-                    raise AuthError(f"could not reach the token endpoint ({type(exc).__name__}); "
-                                    "check the network and run the command again") from None
+                except (RefreshError, TransportError) as exc:
+                    # The token endpoint is retried like any request: connection errors and 5xx
+                    # (google-auth marks those retryable) until give_up_after passes without success.
+                    retryable = isinstance(exc, TransportError) or getattr(exc, "retryable", False)
+                    waited = self._monotonic() - started
+                    if not retryable:
+                        self._failed = AuthError(refresh_failure_message(exc, self.chosen))
+                        raise self._failed from None
+                    if waited >= self.give_up_after:
+                        where = _token_host(self.credentials)
+                        what = (f"could not reach the token endpoint{where}" if isinstance(exc, TransportError)
+                                else f"the token endpoint{where} kept failing")
+                        raise AuthError(f"{what} for {waited:.0f} s; check the network and run the command again "
+                                        "(--give-up-after SECONDS waits longer)") from None
+                    delay = min(REFRESH_BACKOFF_CAP_S, 2 ** attempt, max(0.0, self.give_up_after - waited))
+                    attempt += 1
+                    log.info("token endpoint %s; retry %d in %.0f s",
+                             "unreachable" if isinstance(exc, TransportError) else "failing", attempt, delay)
+                    self._sleep(delay)
             self._issued_at = self._clock()
             self.refreshes += 1
             log.debug("access token refreshed (%d so far)", self.refreshes)
@@ -437,6 +448,15 @@ class Authorizer:
             if self.credentials.token == stale:
                 await asyncio.to_thread(self._refresh_blocking)
         return self.credentials.token
+
+
+def _token_host(creds) -> str:
+    """' (oauth2.googleapis.com)' from the credentials' token URI, or ''."""
+    from urllib.parse import urlsplit
+
+    uri = getattr(creds, "token_uri", None) or getattr(creds, "_token_uri", None)
+    host = urlsplit(uri).netloc if isinstance(uri, str) else ""
+    return f" ({host})" if host else ""
 
 
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

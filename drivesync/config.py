@@ -75,6 +75,9 @@ class Settings:
     #: Truncated exponential backoff: base * 2**attempt + jitter, at most backoff_cap seconds.
     backoff_base: float = 1.0
     backoff_cap: float = 32.0
+    #: Seconds of failing requests (no connection, 5xx, unreadable answers) with no success in between
+    #: before a run gives up on Drive with one line (the token endpoint counts too). --give-up-after.
+    give_up_after: float = 120.0
     #: Seconds without a byte from the server before a stream is abandoned and retried.
     read_timeout: float = 60.0
     connect_timeout: float = 30.0
@@ -96,6 +99,8 @@ class Settings:
             raise UsageError("--tps must be a positive number")
         if self.upload_chunk_size % UPLOAD_CHUNK_GRANULARITY:
             raise UsageError("upload chunk size must be a multiple of 256 KiB")
+        if not self.give_up_after > 0:
+            raise UsageError("--give-up-after must be a positive number of seconds")
         if self.max_retries < 0:
             raise UsageError("retries must be >= 0")
 

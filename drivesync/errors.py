@@ -39,24 +39,50 @@ class AuthError(DrivesyncError):
 
 
 class DriveError(DrivesyncError):
-    """Drive answered with an error status."""
+    """Drive answered with an error status, or (status 0) could not be reached at all."""
 
     def __init__(self, status: int, reason: str = "", message: str = "", *, retry_after: float | None = None,
-                 method: str = "", what: str = ""):
+                 method: str = "", what: str = "", host: str = ""):
         self.status = status
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
         self.method = method
         self.what = what
-        text = f"Drive answered {status}"
-        if reason:
-            text += f" {reason}"
-        if message:
-            text += f": {message}"
-        if what:
-            text += f" ({what})"
-        super().__init__(text)
+        self.host = host
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """'Drive answered 403 storageQuotaExceeded: The user's ... (upload x)', or for status 0
+        'could not reach www.googleapis.com: connection refused (files.list)'."""
+        if self.status == 0:
+            text = f"could not reach {self.host or 'Drive'}"
+        else:
+            text = f"Drive answered {self.status}"
+            if self.reason:
+                text += f" {self.reason}"
+        if self.message:
+            text += f": {self.message}"
+        if self.what:
+            text += f" ({self.what})"
+        return text
+
+    def short(self) -> str:
+        """What failed, in a few words: '503 from www.googleapis.com', 'connection refused by HOST'."""
+        host = self.host or "Drive"
+        if self.status == 0:
+            return f"{self.message or 'no connection'} ({host})"
+        return f"{self.status}{' ' + self.reason if self.reason else ''} from {host}"
+
+
+#: The reason given to an answer with an ok status whose body could not be read (not JSON, cut
+#: short, compressed against our wishes). Retried like a 5xx.
+BAD_ANSWER = "badAnswer"
+
+
+class DriveUnreachable(DrivesyncError):
+    """Drive kept failing (no connection, 5xx, unreadable answers) for longer than ``give_up_after``
+    seconds without any progress: the whole run stops with one line naming the host and the last error."""
 
 
 class TransferInterrupted(DrivesyncError):
@@ -82,6 +108,8 @@ HARD_QUOTA_REASONS = frozenset({"downloadQuotaExceeded", "dailyLimitExceeded", "
 
 def classify(status: int, reason: str = "") -> Action:
     """What to do about a Drive error answer. Pure; the transport applies it."""
+    if status == 0 or reason == BAD_ANSWER:
+        return Action.RETRY  # no answer at all: connection refused, reset or timed out
     if status == 401:
         return Action.REFRESH_AUTH
     if status == 429 or status == 408:

@@ -24,6 +24,6 @@ async def open_drive(settings: Settings, *, credentials: str | None = None, auth
     if authorizer is None:
         chosen = find_credentials(credentials, **credential_options)
         log.info("credentials: %s", chosen.source)
-        authorizer = Authorizer(chosen)
+        authorizer = Authorizer(chosen, give_up_after=settings.give_up_after)
     async with Transport(settings, authorizer, on_retry=on_retry) as transport:
         yield Drive(transport, settings)

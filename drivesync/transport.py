@@ -14,21 +14,25 @@ import contextlib
 import email.utils
 import json as _json
 import logging
+import os
 import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from . import answers
 from .auth import Authorizer
 from .config import Settings
-from .errors import Action, DriveError, TransferInterrupted, classify, hint_for
+from .errors import BAD_ANSWER, Action, DriveError, DriveUnreachable, TransferInterrupted, classify, hint_for
 from .pacer import Pacer, backoff_delay
 
 log = logging.getLogger("drivesync.transport")
 
+#: Google sends gzip-encoded answers only to a User-Agent that says "gzip" (Drive's performance guide).
 USER_AGENT = "drivesync/0.1 (gzip)"
 
 #: Exceptions that mean "the connection failed"; retried like a 5xx.
@@ -38,12 +42,15 @@ CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, 
 
 @dataclass
 class Reply:
+    """A whole answer: status, headers, the decoded body and (for JSON answers) its object."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
+    data: dict = field(default_factory=dict)
 
-    def json(self):
-        return _json.loads(self.body) if self.body else {}
+    def json(self) -> dict:
+        return self.data
 
 
 @dataclass
@@ -52,6 +59,8 @@ class TransportStats:
     retries: int = 0
     by_status: Counter = field(default_factory=Counter)
     auth_refreshes_after_401: int = 0
+    #: Bytes of answer bodies as they came over the wire (compressed), for request() calls.
+    wire_bytes: int = 0
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -61,30 +70,114 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def parse_error(status: int, headers: Mapping[str, str], body: bytes, *, method: str = "", what: str = "") -> DriveError:
-    """Drive's error body -> DriveError (reason and message of the first error)."""
-    reason, message = "", ""
-    try:
-        err = _json.loads(body or b"{}").get("error", {})
-        if isinstance(err, dict):
-            message = str(err.get("message", ""))[:300]
-            errors = err.get("errors") or []
-            if errors and isinstance(errors[0], dict):
-                reason = str(errors[0].get("reason", ""))
-            reason = reason or str(err.get("status", ""))
-        elif isinstance(err, str):
-            reason = err
-    except (ValueError, AttributeError):
-        message = body[:200].decode("utf-8", "replace") if body else ""
-    return DriveError(status, reason, message, retry_after=_retry_after(headers), method=method, what=what)
+def parse_error(status: int, headers: Mapping[str, str], body: bytes, *, method: str = "", what: str = "",
+                host: str = "") -> DriveError:
+    """Any error body (Drive's JSON, another JSON shape, an HTML page, text) -> a one-line DriveError."""
+    reason, message = answers.error_summary(headers, body)
+    if not message and not reason:
+        message = _STATUS_TEXT.get(status, "")
+    return DriveError(status, reason, message, retry_after=_retry_after(headers), method=method, what=what,
+                      host=host)
+
+
+_STATUS_TEXT = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+                429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A few words for a failed connection, without aiohttp's internals."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate not trusted"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = getattr(exc, "os_error", None)
+        errno_ = getattr(os_error, "errno", None)
+        text = getattr(os_error, "strerror", None) or (os.strerror(errno_) if errno_ else "") or "cannot connect"
+        return text[0].lower() + text[1:]
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "answer cut short"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    return type(exc).__name__
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class _Tries:
+    """The retry state of one call: tries so far, since when it has failed, one 401 refresh.
+
+    ``after(error)`` returns once the caller should try again (after backing off) and raises when it
+    should not: the error is final (404, 403 permissions), retries are used up, or Drive has given
+    nothing but failures for ``settings.give_up_after`` seconds, counted from this call's start or the
+    transport's last success, whichever is later."""
+
+    def __init__(self, transport: "Transport", method: str, what: str):
+        self.t = transport
+        self.method = method
+        self.what = what
+        self.started = time.monotonic()
+        self.attempt = 0
+        self.refreshed = False
+
+    async def after(self, error: DriveError, token: str | None) -> None:
+        t = self.t
+        s = t.settings
+        action = classify(error.status, error.reason)
+        if action is Action.REFRESH_AUTH and t.authorizer and not self.refreshed:
+            self.refreshed = True
+            t.stats.auth_refreshes_after_401 += 1
+            await t.authorizer.refresh_after_401(token)
+            return
+        if action is not Action.RETRY:
+            hint = hint_for(error)
+            if hint:
+                error.args = (f"{error.args[0]}: {hint}",)
+            raise error
+        failing_for = time.monotonic() - max(self.started, t.last_success)
+        call = error.what or self.what or self.method
+        if not error.what:
+            error = DriveError(error.status, error.reason, error.message, method=error.method, what=call,
+                               host=error.host)
+        if failing_for >= s.give_up_after:
+            raise DriveUnreachable(f"gave up on {error.host or 'Drive'} after {_minutes(failing_for)} without "
+                                   f"progress; last error: {error.describe()}; --give-up-after SECONDS waits longer")
+        if self.attempt >= s.max_retries:
+            if error.status == 0 or error.status >= 500 or error.reason == BAD_ANSWER:
+                raise DriveUnreachable(f"gave up on {error.host or 'Drive'} after {self.attempt} retries; "
+                                       f"last error: {error.describe()}")
+            raise error
+        delay = backoff_delay(self.attempt, base=s.backoff_base, cap=s.backoff_cap, jitter=t.pacer.jitter(),
+                              retry_after=error.retry_after)
+        delay = max(0.0, min(delay, s.give_up_after - failing_for))
+        if error.status in (403, 429):
+            t.pacer.rate_limited(delay / 2)
+        self.attempt += 1
+        t.stats.retries += 1
+        notice = f"{error.short()}, retry {self.attempt} in {delay:.0f} s ({error.what or self.what or self.method})"
+        log.info("%s", notice)
+        if t.on_retry:
+            t.on_retry(notice)
+        await asyncio.sleep(delay)
 
 
 class Transport:
-    """One account's HTTP session: ``async with Transport(settings, authorizer) as t: ...``."""
+    """One account's HTTP session: ``async with Transport(settings, authorizer) as t: ...``.
+
+    ``on_retry(notice)`` (settable) hears a one-line notice before every backoff sleep
+    ("503 from www.googleapis.com, retry 3 in 4 s (files.list)"); the same line is logged at INFO (-v)."""
 
     def __init__(self, settings: Settings, authorizer: Authorizer | None, *, pacer: Pacer | None = None,
                  on_retry=None):
@@ -94,7 +187,9 @@ class Transport:
                                     write_burst=settings.write_burst)
         self.stats = TransportStats()
         self._session: aiohttp.ClientSession | None = None
-        self._on_retry = on_retry
+        self.on_retry = on_retry
+        #: monotonic time of the last answer with an ok status (the give-up clock restarts there).
+        self.last_success = time.monotonic()
 
     async def __aenter__(self) -> "Transport":
         connector = aiohttp.TCPConnector(
@@ -104,8 +199,11 @@ class Transport:
         )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout,
                                         sock_read=self.settings.read_timeout)
+        # Bodies are read raw (auto_decompress=False): media must stay byte-exact, so it asks for
+        # identity, while JSON answers are asked for gzip and inflated by answers.decode.
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                              headers={"User-Agent": USER_AGENT})
+                                              headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
+        self.last_success = time.monotonic()
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -119,18 +217,20 @@ class Transport:
     async def stream(self, method: str, url: str, *, params: Mapping | None = None,
                      headers: Mapping[str, str] | None = None, data: bytes | None = None,
                      json: object = None, ok: Iterable[int] = (200,), write: bool = False,
-                     what: str = "") -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send until an ``ok`` status arrives (retrying per errors.classify), then yield the
-        response with its body unread. Errors while the caller reads the body are
-        TransferInterrupted: the caller knows what it kept and resumes from there."""
+                     what: str = "", tries: _Tries | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send until an ``ok`` status arrives (retrying per errors.classify, within the give-up
+        bound), then yield the response with its body unread. Errors while the caller reads the body
+        are TransferInterrupted: the caller knows what it kept and resumes from there. A caller that
+        asked for ``Accept-Encoding: identity`` never gets a compressed body."""
         assert self._session is not None, "Transport used outside 'async with'"
         ok = tuple(ok)
-        payload = _json.dumps(json).encode() if json is not None else data
+        payload = _json_bytes(json) if json is not None else data
         send_headers = dict(headers or {})
         if json is not None:
             send_headers.setdefault("Content-Type", "application/json; charset=UTF-8")
-        attempt = 0
-        refreshed = False
+        wants_identity = send_headers.get("Accept-Encoding", "").strip().lower() == "identity"
+        host = urlsplit(url).hostname or "Drive"
+        tries = tries or _Tries(self, method, what)
         while True:
             await self.pacer.wait(write=write)
             token = await self.authorizer.token() if self.authorizer else None
@@ -142,63 +242,64 @@ class Transport:
                 response = await self._session.request(method, url, params=_clean(params), headers=send_headers,
                                                        data=payload, allow_redirects=False)
             except CONNECTION_ERRORS as exc:
-                error = DriveError(0, "connectionError", type(exc).__name__, method=method, what=what)
+                error = DriveError(0, "connectionError", describe_connection_error(exc), method=method, what=what,
+                                   host=host)
                 response = None
             if response is not None:
                 self.stats.by_status[response.status] += 1
-                if response.status in ok:
+                encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+                if response.status in ok and wants_identity and encoding not in ("identity", ""):
+                    response.release()
+                    error = DriveError(response.status, BAD_ANSWER, f"{encoding}-encoded although identity was asked",
+                                       method=method, what=what, host=host)
+                elif response.status in ok:
+                    self.last_success = time.monotonic()
                     try:
                         yield response
                     except CONNECTION_ERRORS as exc:
                         raise TransferInterrupted(f"connection lost while reading {what or 'a body'} "
-                                                  f"({type(exc).__name__})") from None
+                                                  f"({describe_connection_error(exc)})") from None
                     finally:
                         response.release()
                     return
-                try:
-                    body = await response.read()
-                except CONNECTION_ERRORS:
-                    body = b""
-                finally:
-                    response.release()
-                error = parse_error(response.status, response.headers, body, method=method, what=what)
-            action = Action.RETRY if error.status == 0 else classify(error.status, error.reason)
-            if action is Action.REFRESH_AUTH and self.authorizer and not refreshed:
-                refreshed = True
-                self.stats.auth_refreshes_after_401 += 1
-                await self.authorizer.refresh_after_401(token)
-                continue
-            if action is not Action.RETRY or attempt >= self.settings.max_retries:
-                hint = hint_for(error)
-                if hint:
-                    error.args = (f"{error.args[0]}: {hint}",)
-                raise error
-            delay = backoff_delay(attempt, base=self.settings.backoff_base, cap=self.settings.backoff_cap,
-                                  jitter=self.pacer.jitter(), retry_after=error.retry_after)
-            if error.status in (403, 429):
-                self.pacer.rate_limited(delay / 2)
-            attempt += 1
-            self.stats.retries += 1
-            if self._on_retry:
-                self._on_retry(error)
-            log.debug("retry %d of %s %s after %s: sleeping %.2fs", attempt, method, what or "", error.status, delay)
-            await asyncio.sleep(delay)
+                else:
+                    try:
+                        body = await response.read()
+                    except CONNECTION_ERRORS:
+                        body = b""
+                    finally:
+                        response.release()
+                    error = parse_error(response.status, response.headers, body, method=method, what=what,
+                                        host=host)
+            await tries.after(error, token)
 
-    async def request(self, method: str, url: str, *, ok: Iterable[int] = (200,), **kwargs) -> Reply:
-        """Like ``stream`` but reads the whole body; a body cut short is retried like any failure."""
-        attempt = 0
+    async def request(self, method: str, url: str, *, ok: Iterable[int] = (200,), what: str = "",
+                      **kwargs) -> Reply:
+        """Like ``stream`` but reads and decodes the whole body, which must be a JSON object (or
+        empty). A body cut short or unreadable (an HTML page, truncated JSON) is retried like a 5xx,
+        within the same bound, then fails with one line naming the call."""
+        tries = _Tries(self, method, what)
+        host = urlsplit(url).hostname or "Drive"
         while True:
             try:
-                async with self.stream(method, url, ok=ok, **kwargs) as response:
-                    body = await response.read()
-                    return Reply(response.status, response.headers, body)
+                async with self.stream(method, url, ok=ok, what=what, tries=tries, **kwargs) as response:
+                    raw = await response.read()
+                    status, headers = response.status, response.headers
             except TransferInterrupted:
-                attempt += 1
-                self.stats.retries += 1
-                if attempt > self.settings.max_retries:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt - 1, base=self.settings.backoff_base,
-                                                  cap=self.settings.backoff_cap, jitter=self.pacer.jitter()))
+                error = DriveError(0, "connectionError", "the answer was cut short", method=method, what=what,
+                                   host=host)
+            else:
+                self.stats.wire_bytes += len(raw)
+                try:
+                    body = answers.decode(headers, raw)
+                    return Reply(status, headers, body, answers.json_object(body, headers.get("Content-Type", "")))
+                except answers.BadAnswer as exc:
+                    error = DriveError(status, BAD_ANSWER, str(exc), method=method, what=what, host=host)
+            await tries.after(error, None)
+
+
+def _json_bytes(obj) -> bytes:
+    return _json.dumps(obj).encode()
 
 
 def _clean(params: Mapping | None):

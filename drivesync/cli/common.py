@@ -12,6 +12,8 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-url", metavar="URL", help="Drive API root (default https://www.googleapis.com, or $DRIVESYNC_API_URL)")
     g.add_argument("--credentials", metavar="FILE", help="authorized-user JSON, service-account key or drivesync token file")
     g.add_argument("--impersonate", metavar="USER", help="with a service-account key: act as USER (domain-wide delegation)")
+    g.add_argument("--give-up-after", type=positive_float, metavar="SECONDS",
+                   help="stop when Drive has failed every request for this long (default 120)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv for debug)")
 
 

@@ -67,7 +67,7 @@ def _register_whoami(subparsers, name: str) -> None:
 def _settings(args):
     from ..config import from_environment
 
-    return from_environment(api_url=getattr(args, "api_url", None))
+    return from_environment(api_url=getattr(args, "api_url", None), give_up_after=getattr(args, "give_up_after", None))
 
 
 def _login(args) -> int:

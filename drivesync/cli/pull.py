@@ -73,7 +73,7 @@ def run_pull(args) -> int:
     settings = from_environment(api_url=args.api_url, transfers=args.transfers,
                                 streams_per_file=args.streams_per_file, max_streams=args.max_streams,
                                 range_size=args.range_size, multistream_cutoff=args.multistream_cutoff,
-                                tps=args.tps)
+                                tps=args.tps, give_up_after=args.give_up_after)
     result = pull(args.remote, args.local, settings=settings, credentials=args.credentials,
                   impersonate=args.impersonate,
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
@@ -99,7 +99,7 @@ def run_ls(args) -> int:
     from ..remote import resolve, walk
     from ..session import open_drive
 
-    settings = from_environment(api_url=args.api_url)
+    settings = from_environment(api_url=args.api_url, give_up_after=args.give_up_after)
 
     async def go():
         async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:

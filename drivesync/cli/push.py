@@ -83,8 +83,11 @@ def run_push(args) -> int:
 
 
 def _connection(args) -> dict:
+    from ..config import from_environment
+
     return dict(credentials=args.credentials, impersonate=args.impersonate, api_url=args.api_url,
-                transfers=args.transfers, chunk_size=args.chunk_size)
+                transfers=args.transfers, chunk_size=args.chunk_size,
+                settings=from_environment(give_up_after=args.give_up_after))
 
 
 def _push_once(args) -> int:
@@ -132,7 +135,7 @@ def _watch(args) -> int:
 def _rebuild_argv(args) -> list[str]:
     argv = ["push", os.path.abspath(args.local)] + ([args.remote] if args.remote else []) + ["--watch"]
     for flag in ("settle", "complete_marker", "keep_last", "transfers", "chunk_size", "api_url", "credentials",
-                 "impersonate"):
+                 "impersonate", "give_up_after"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]

@@ -246,8 +246,9 @@ class FakeCredentials:
 
     def refresh(self, request):
         self.calls += 1
-        if self.fail:
-            raise self.fail(self)
+        failure = self.fail(self) if self.fail else None
+        if failure is not None:
+            raise failure
         import time
 
         time.sleep(0.01)  # let waiters pile up behind the single flight
@@ -332,13 +333,33 @@ def test_refresh_error_without_json_body_leaks_nothing():
     assert SECRET_RT not in text
 
 
-def test_unreachable_token_endpoint_is_tried_a_few_times_then_one_line():
+def test_unreachable_token_endpoint_is_retried_until_give_up_after_then_one_line():
     from google.auth.exceptions import TransportError
 
     clock = Clock()
     creds = FakeCredentials(clock, fail=lambda c: TransportError("connection refused"))
+    fake_now = [0.0]
     sleeps = []
-    a = auth.Authorizer(auth.Chosen(creds, "fake"), clock=clock, sleep=sleeps.append)
-    with pytest.raises(AuthError, match="could not reach the token endpoint"):
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        fake_now[0] += seconds
+
+    a = auth.Authorizer(auth.Chosen(creds, "fake"), clock=clock, sleep=sleep, monotonic=lambda: fake_now[0],
+                        give_up_after=30.0)
+    with pytest.raises(AuthError, match="could not reach the token endpoint for 30 s"):
         asyncio.run(a.token())
-    assert creds.calls == auth.REFRESH_TRIES and len(sleeps) == auth.REFRESH_TRIES - 1
+    # Backoff 1, 2, 4, 8, 8, ... until 30 s have passed; never one sleep past the bound.
+    assert sleeps[:4] == [1, 2, 4, 8] and max(sleeps) <= auth.REFRESH_BACKOFF_CAP_S
+    assert sum(sleeps) == pytest.approx(30.0) and creds.calls == len(sleeps) + 1
+
+
+def test_token_endpoint_blip_is_ridden_out():
+    from google.auth.exceptions import TransportError
+
+    clock = Clock()
+    failures = iter([TransportError("connection refused")] * 3)
+    creds = FakeCredentials(clock, fail=lambda c: next(failures, None))
+    a = auth.Authorizer(auth.Chosen(creds, "fake"), clock=clock, sleep=lambda s: None)
+    asyncio.run(a.token())
+    assert creds.calls == 4
