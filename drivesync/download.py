@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import names
+from . import integrity, names
 from .errors import DriveError, TransferInterrupted, VerificationFailed
 
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
@@ -73,6 +73,11 @@ def plan_ranges(size: int, done: Iterable[Iterable[int]], range_size: int) -> li
             pieces.append((pos, min(end, pos + range_size)))
             pos = pieces[-1][1]
     return pieces
+
+
+def missing_within(done: Iterable[Iterable[int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The [a, b) pieces of [start, end) not covered by ``done``."""
+    return [(start + a, start + b) for a, b in missing(end - start, [(x - start, y - start) for x, y in done])]
 
 
 def prefix_end(done: Iterable[Iterable[int]]) -> int:
@@ -179,6 +184,25 @@ class Counters:
 
     bytes: int = 0
     retries: int = 0
+    #: Files Drive gave no md5Checksum for, verified by X-Goog-Hash (md5 or crc32c) instead.
+    by_goog_hash: int = 0
+    #: Files with no hash at all, verified by their size only.
+    size_only: int = 0
+    #: Files whose ranged GET was answered with the whole body (200): fetched as one stream instead.
+    range_ignored: int = 0
+
+
+class _FileState:
+    """What the streams of one file share: the first X-Goog-Hash seen, and whether one stream took
+    over the whole file because the server ignored Range."""
+
+    def __init__(self):
+        self.goog_hash: dict[str, str] = {}
+        self.whole_body_owner: object | None = None
+
+
+class _Abandoned(Exception):
+    """This stream's bytes are coming through another stream that got the whole body."""
 
 
 class Downloader:
@@ -201,6 +225,7 @@ class Downloader:
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
         small = 0 < size <= self.settings.io_buffer
         for attempt in (1, 2):
+            state = _FileState()
             if small:
                 # Fast path for small files: body in memory (bounded by io_buffer), then one thread hop
                 # writes, hashes, verifies, renames and records it.
@@ -212,14 +237,18 @@ class Downloader:
                     ctx.progress(len(buf))
                     return pos + len(buf)
 
-                await self._fetch_range(ctx, item, None, 0, size, False, sink=keep)
-                md5 = await asyncio.to_thread(self._write_small, part, final_path, item, data)
-                if md5 is None:
+                await self._fetch_range(ctx, item, None, 0, size, False, state, sink=keep)
+                want = integrity.expected(size, item.md5, state.goog_hash)
+                problem = await asyncio.to_thread(self._write_small, part, final_path, item, data, want)
+                if problem is None:
+                    self._count_check(want, item)
                     return "done"
-                self._mismatch(ctx, item, size, md5, attempt)
+                self._mismatch(ctx, size, problem, attempt)
                 continue
             try:
-                md5 = await self._fetch_once(ctx, item, size, part)
+                md5 = await self._fetch_once(ctx, item, size, part, state)
+                want = integrity.expected(size, item.md5, state.goog_hash)
+                crc = await asyncio.to_thread(integrity.file_crc32c, part) if want.method == integrity.CRC32C else None
             except BaseException:
                 if size < self.checkpoint_cutoff:
                     # Not checkpointed, so useless to a later run: leave nothing behind.
@@ -228,24 +257,34 @@ class Downloader:
                     except OSError:
                         pass
                 raise
-            if item.md5 and md5 != item.md5:
+            problem = integrity.mismatch(want, size, md5, crc)
+            if problem is not None:
                 await asyncio.to_thread(self._discard, part)
-                self._mismatch(ctx, item, size, md5, attempt)
+                self._mismatch(ctx, size, problem, attempt)
                 continue
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)
+            self._count_check(want, item)
             return "done"
         raise AssertionError("unreachable")
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _mismatch(self, ctx, item, size: int, md5: str, attempt: int) -> None:
-        """A download whose md5 is not Drive's: take its bytes back and allow one more try, then fail."""
+    def _count_check(self, want: integrity.Expected, item) -> None:
+        if item.md5 or not want.size:
+            return
+        if want.method == integrity.SIZE:
+            self.counters.size_only += 1
+        else:
+            self.counters.by_goog_hash += 1
+
+    def _mismatch(self, ctx, size: int, problem: str, attempt: int) -> None:
+        """A download whose bytes fail the check: take them back and allow one more try, then fail."""
         ctx.progress(-size)
         self.counters.bytes -= size
         if attempt > 1:
-            raise VerificationFailed(f"md5 mismatch after two downloads (got {md5}, Drive says {item.md5})")
+            raise VerificationFailed(f"{problem}, twice")
         self.counters.retries += 1
-        ctx.emit("retry", "md5 mismatch, downloading again")
+        ctx.emit("retry", f"{problem}; downloading again")
 
     def _open(self, item, size: int, part: str) -> PartialFile:
         """Open the partial file, keeping what an earlier run wrote if the journal vouches for it."""
@@ -268,11 +307,13 @@ class Downloader:
                                            remote_modified=item.modified_time)
         return PartialFile(part, size, done, fresh=fresh)
 
-    def _write_small(self, part: str, final_path: str, item, data: bytearray) -> str | None:
-        """Write a small file's bytes to its partial, verify, finalize. None when it verified, else the md5 seen."""
+    def _write_small(self, part: str, final_path: str, item, data: bytearray, want: integrity.Expected) -> str | None:
+        """Write a small file's bytes to its partial, verify, finalize. None when it verified, else what differs."""
         md5 = hashlib.md5(data).hexdigest()
-        if len(data) != (item.size or 0) or (item.md5 and md5 != item.md5):
-            return md5
+        crc = integrity.crc32c(bytes(data)) if want.method == integrity.CRC32C else None
+        problem = integrity.mismatch(want, len(data), md5, crc)
+        if problem is not None:
+            return problem
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
             view = memoryview(data)
@@ -308,7 +349,7 @@ class Downloader:
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
         self.journal.forget_partial(part)
 
-    async def _fetch_once(self, ctx, item, size: int, part: str) -> str:
+    async def _fetch_once(self, ctx, item, size: int, part: str, state: _FileState) -> str:
         pf = await asyncio.to_thread(self._open, item, size, part)
         try:
             already = sum(b - a for a, b in pf.done)
@@ -324,12 +365,15 @@ class Downloader:
             checkpoint = size >= self.checkpoint_cutoff
 
             async def worker():
-                while True:
+                while state.whole_body_owner is None:
                     try:
                         start, end = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    await self._fetch_range(ctx, item, pf, start, end, checkpoint)
+                    try:
+                        await self._fetch_range(ctx, item, pf, start, end, checkpoint, state, queue=queue)
+                    except _Abandoned:
+                        return
 
             n = min(s.streams_per_file if multi else 1, len(ranges))
             if n:
@@ -346,11 +390,22 @@ class Downloader:
             pf.close()
 
     async def _fetch_range(self, ctx, item, pf: PartialFile | None, start: int, end: int, checkpoint: bool,
-                           *, sink=None) -> None:
+                           state: _FileState, *, sink=None, queue: asyncio.Queue | None = None) -> None:
         """Bytes [start, end) into the partial file (or ``sink(pos, buf, end) -> new pos``); a cut body
-        resumes from the last byte kept."""
+        resumes from the last byte kept.
+
+        A 200 to a ranged GET of a multi-range file means the server ignored Range: this stream takes
+        over the whole file (the other streams stop at their next read, the queued ranges are dropped)
+        and writes every byte not yet on disk, so the file costs its size once, not once per range."""
+        me = object()
         if sink is None:
             async def sink(pos, buf, end):
+                if state.whole_body_owner is not None and state.whole_body_owner is not me:
+                    raise _Abandoned()
+                if state.whole_body_owner is me:
+                    for a, b in missing_within(pf.done, pos, pos + len(buf)):
+                        await self._write(ctx, pf, a, buf[a - pos:b - pos], b, checkpoint)
+                    return pos + len(buf)
                 return await self._write(ctx, pf, pos, buf, end, checkpoint)
         pos = start
         cuts = 0
@@ -358,13 +413,27 @@ class Downloader:
         while pos < end:
             try:
                 async with ctx.stream_slot():
+                    if state.whole_body_owner is not None and state.whole_body_owner is not me:
+                        raise _Abandoned()
                     async with self.drive.media(item.id, pos, end - 1) as response:
                         if response.status == 416:
                             raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
                                              what=f"download id:{item.id}")
+                        if not state.goog_hash:
+                            state.goog_hash = integrity.parse_goog_hash(response.headers)
                         skip = 0
                         if response.status == 200:
-                            skip = pos  # the server ignored Range: drop what comes before our offset
+                            if queue is not None and state.whole_body_owner is None and (pos, end) != (0, item.size):
+                                # Range ignored: this stream carries the whole file from byte 0.
+                                state.whole_body_owner = me
+                                self.counters.range_ignored += 1
+                                ctx.emit("retry", "the server ignored Range: fetching the file as one stream")
+                                while not queue.empty():
+                                    queue.get_nowait()
+                                pos, end = 0, item.size
+                            elif state.whole_body_owner is not None and state.whole_body_owner is not me:
+                                raise _Abandoned()
+                            skip = pos  # drop what comes before our offset
                         else:
                             m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
                             if not m or int(m.group(1)) != pos:

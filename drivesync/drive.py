@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable
 
+from . import integrity
 from .config import Settings
-from .errors import DriveError
+from .errors import BAD_ANSWER, DriveError
 from .transport import Reply, Transport
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -38,6 +39,8 @@ class RemoteFile:
     shortcut_target: str | None = None
     shortcut_target_mime: str | None = None
     export_links: dict = field(default_factory=dict, compare=False, hash=False)
+    #: Hashes from the answer's X-Goog-Hash header, when it had one (integrity.parse_goog_hash).
+    hashes: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def is_folder(self) -> bool:
@@ -53,15 +56,22 @@ class RemoteFile:
         return self.mime_type.startswith(GOOGLE_APPS_PREFIX) and not (self.is_folder or self.is_shortcut)
 
     @classmethod
-    def from_json(cls, d: dict) -> "RemoteFile":
+    def from_json(cls, d: dict, headers=None) -> "RemoteFile":
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
+            raise DriveError(200, BAD_ANSWER, "Drive answered a file without an id")
         sc = d.get("shortcutDetails") or {}
         size = d.get("size")
+        try:
+            size = int(size) if size is not None else None
+        except (TypeError, ValueError):
+            raise DriveError(200, BAD_ANSWER, f"Drive answered a size that is not a number: {str(size)[:40]!r}") from None
         return cls(
             id=d["id"], name=d.get("name", ""), mime_type=d.get("mimeType", ""),
-            size=int(size) if size is not None else None, md5=d.get("md5Checksum"),
+            size=size, md5=d.get("md5Checksum") or None,
             parents=tuple(d.get("parents") or ()), modified_time=d.get("modifiedTime"),
             trashed=bool(d.get("trashed", False)), shortcut_target=sc.get("targetId"),
             shortcut_target_mime=sc.get("targetMimeType"), export_links=dict(d.get("exportLinks") or {}),
+            hashes=integrity.parse_goog_hash(headers) if headers is not None else {},
         )
 
 
@@ -100,7 +110,10 @@ class Drive:
                 "supportsAllDrives": True, "includeItemsFromAllDrives": True, "spaces": "drive",
             }, what="files.list")
             data = reply.json()
-            yield [RemoteFile.from_json(f) for f in data.get("files", [])]
+            files = data.get("files", [])
+            if not isinstance(files, list):
+                raise DriveError(200, BAD_ANSWER, "files.list answered 'files' that is not a list", what="files.list")
+            yield [RemoteFile.from_json(f) for f in files]
             token = data.get("nextPageToken")
             if not token:
                 return
@@ -138,8 +151,9 @@ class Drive:
 
     def media(self, file_id: str, start: int | None = None, end: int | None = None):
         """A streaming GET of a file's content (bytes start..end inclusive), as a context manager
-        yielding the response: 200 (whole body), 206 (the range) or 416 (empty file)."""
-        headers = {}
+        yielding the response: 200 (whole body), 206 (the range) or 416 (empty file). Media is asked
+        for uncompressed, so offsets, sizes and hashes stay exact."""
+        headers = {"Accept-Encoding": "identity"}
         if start is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
         return self.t.stream("GET", f"{self.api}/files/{file_id}", params={"alt": "media", "supportsAllDrives": True},
@@ -147,7 +161,7 @@ class Drive:
 
     def export(self, file_id: str, mime_type: str):
         return self.t.stream("GET", f"{self.api}/files/{file_id}/export", params={"mimeType": mime_type},
-                             what=f"export id:{file_id}")
+                             headers={"Accept-Encoding": "identity"}, what=f"export id:{file_id}")
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -166,7 +180,7 @@ class Drive:
             "uploadType": "multipart", "fields": FILE_FIELDS, "supportsAllDrives": True},
             headers={"Content-Type": f"multipart/related; boundary={boundary}"}, data=body, write=True,
             what=f"upload {metadata.get('name', file_id)}")
-        return RemoteFile.from_json(reply.json())
+        return RemoteFile.from_json(reply.json(), reply.headers)
 
     async def start_resumable(self, metadata: dict, size: int, *, file_id: str | None = None,
                               mime_type: str = "application/octet-stream") -> str:

@@ -29,6 +29,7 @@ class Progress:
         self.files_done = 0
         self.failed = 0
         self.retries = 0
+        self.waiting_for = ""
         self._file_bars: dict[str, object] = {}
         self._free_positions = list(range(max_file_bars, 0, -1))
         self.main = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
@@ -41,7 +42,15 @@ class Progress:
             text += f", {self.failed} failed"
         if self.retries:
             text += f", {self.retries} retries"
+        if self.waiting_for:
+            text += f" | {self.waiting_for}"
         self.main.set_postfix_str(text, refresh=False)
+
+    def waiting(self, notice: str) -> None:
+        """A transport retry notice ('503 from www.googleapis.com, retry 3 in 4 s'), shown until the next file ends."""
+        self.waiting_for = notice
+        self._postfix()
+        self.main.refresh()
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
@@ -61,6 +70,7 @@ class Progress:
                 self._file_bars[event.path] = bar
         elif kind in ("done", "skip", "fail"):
             self.files_done += 1
+            self.waiting_for = ""
             if kind == "fail":
                 self.failed += 1
                 self._tqdm.write(f"failed: {event.path}: {event.message}", file=self.file)
@@ -106,4 +116,13 @@ def summary_line(result, verb: str = "pulled") -> str:
     parts[0] += f" ({', '.join(extra)})"
     parts.append(f"{human_bytes(result.bytes)} in {result.seconds:.1f} s = {result.mb_per_s:.1f} MB/s")
     parts.append(f"{result.retries} retries")
-    return ", ".join(parts)
+    checks = []
+    if getattr(result, "verified_by_goog_hash", 0):
+        checks.append(f"{result.verified_by_goog_hash} verified by X-Goog-Hash (Drive gave no md5Checksum)")
+    if getattr(result, "verified_by_size_only", 0):
+        checks.append(f"{result.verified_by_size_only} verified by size only (Drive gave no checksum)")
+    if getattr(result, "list_rechecks", 0):
+        checks.append(f"{result.list_rechecks} extra listing requests to confirm empty batched answers")
+    if getattr(result, "range_ignored", 0):
+        checks.append(f"{result.range_ignored} files fetched as one stream (the server ignored Range)")
+    return "; ".join([", ".join(parts)] + checks)

@@ -52,6 +52,10 @@ class PullResult:
     seconds: float = 0.0
     retries: int = 0                 # request-level and mid-stream retries
     requests: int = 0
+    list_rechecks: int = 0           # listing requests spent confirming empty batched answers
+    verified_by_goog_hash: int = 0   # files without md5Checksum, checked by X-Goog-Hash
+    verified_by_size_only: int = 0   # files with no hash at all, checked by size only
+    range_ignored: int = 0           # files whose server ignored Range (fetched as one stream)
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
     plan: list[str] = field(default_factory=list)   # with dry_run: what would happen
@@ -161,6 +165,10 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                 journal.close()
         result.retries = counters.retries + drive.t.stats.retries
         result.requests = drive.t.stats.requests
+        result.list_rechecks = tree.recheck_requests
+        result.verified_by_goog_hash = counters.by_goog_hash
+        result.verified_by_size_only = counters.size_only
+        result.range_ignored = counters.range_ignored
     result.bytes = counters.bytes
     result.seconds = time.monotonic() - started
     return result
@@ -200,11 +208,13 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
         bars = Progress(total_bytes=plan.bytes_to_transfer, total_files=len(plan.transfers),
                         big_file=settings.multistream_cutoff, unit_files="files")
         subs.append(bars)
+        drive.t.on_retry = bars.waiting
     transfers = Transfers(transfers=settings.transfers, max_streams=settings.max_streams, subscribers=subs)
     try:
         outcomes = await transfers.run([job_for(a) for a in plan.transfers])
     finally:
         if bars is not None:
+            drive.t.on_retry = None
             bars.close()
     for action in plan.conflicts:
         result.failed.append(Failure(action.rel, action.reason))

@@ -51,6 +51,9 @@ class PushResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     bytes_uploaded: int = 0
+    #: Uploads Drive reported no md5Checksum for: checked by X-Goog-Hash, or by size alone.
+    verified_by_goog_hash: int = 0
+    verified_by_size_only: int = 0
 
     @property
     def ok(self) -> bool:
@@ -63,6 +66,10 @@ class PushResult:
             text += f", {len(self.deleted)} trashed"
         if self.failed:
             text += f", {len(self.failed)} failed"
+        if self.verified_by_goog_hash:
+            text += f"; {self.verified_by_goog_hash} verified by X-Goog-Hash (Drive gave no md5Checksum)"
+        if self.verified_by_size_only:
+            text += f"; {self.verified_by_size_only} verified by size only (Drive gave no checksum)"
         return text
 
 
@@ -407,6 +414,10 @@ async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings
             if outcome == "done":
                 result.uploaded.append(rel)
                 result.bytes_uploaded += stats.bytes_sent
+                if stats.verified_by == "X-Goog-Hash":
+                    result.verified_by_goog_hash += 1
+                elif stats.verified_by == "size":
+                    result.verified_by_size_only += 1
             else:
                 result.skipped.append(rel)
             return outcome

@@ -99,6 +99,10 @@ class Listing:
     children: dict[str, list[RemoteFile]] = field(default_factory=dict)
     targets: dict[str, RemoteFile | None] = field(default_factory=dict)   # None: gone or trashed
     requests: int = 0
+    #: Requests spent confirming batched answers that came back empty (see fetch_listing).
+    recheck_requests: int = 0
+    #: Of the folders in such batches, how many did have children after all.
+    recovered_folders: int = 0
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Tree:
     warnings: list[str] = field(default_factory=list)
     skipped_docs: list[Entry] = field(default_factory=list)
     requests: int = 0
+    recheck_requests: int = 0
+    recovered_folders: int = 0
 
     @property
     def files(self) -> list[Entry]:
@@ -202,19 +208,43 @@ async def resolve(drive: Drive, remote: str) -> RemoteFile:
 async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool = True) -> Listing:
     """Every non-trashed item under ``root_id``, fetched breadth-first with batched parent queries.
     Each folder id is listed at most once (however many shortcuts lead to it). ``recursive=False``:
-    the root's children only."""
+    the root's children only.
+
+    An empty answer to a batched query is never trusted: Drive sometimes answers a ``q`` that ORs
+    several parents with nothing although the folders have children (rclone issues #3114, #4289). Such
+    a batch is asked once more, and if it is still empty each of its folders is listed on its own
+    (single-parent queries are exact); the requests this costs are counted in ``recheck_requests``."""
     listing = Listing()
     listed: set[str] = set()
     sem = asyncio.Semaphore(settings.list_concurrency)
     batch_size = settings.list_batch
 
-    async def list_batch(ids: list[str]) -> list[RemoteFile]:
+    async def query(ids: list[str]) -> tuple[list[RemoteFile], int]:
         async with sem:
             out: list[RemoteFile] = []
+            pages = 0
             async for page in drive.list_pages(parents_query(ids), fields=WALK_FIELDS, page_size=1000):
-                listing.requests += 1
+                pages += 1
                 out.extend(page)
+            listing.requests += pages
+            return out, pages
+
+    async def list_batch(ids: list[str]) -> list[RemoteFile]:
+        out, _ = await query(ids)
+        if out or len(ids) == 1:
             return out
+        out, pages = await query(ids)
+        listing.recheck_requests += pages
+        if out:
+            listing.recovered_folders += len({p for item in out for p in item.parents if p in ids})
+            return out
+        singles = await asyncio.gather(*(query([fid]) for fid in ids))
+        for items, pages in singles:
+            listing.recheck_requests += pages
+            if items:
+                listing.recovered_folders += 1
+            out.extend(items)
+        return out
 
     async def get_target(target_id: str) -> None:
         async with sem:
@@ -339,4 +369,6 @@ async def walk(drive: Drive, root: RemoteFile, settings, *, export_formats=DEFAU
     listing = await fetch_listing(drive, root.id, settings, recursive=recursive)
     tree = build_tree(root, listing, export_formats=export_formats, skip_gdocs=skip_gdocs)
     tree.requests = listing.requests
+    tree.recheck_requests = listing.recheck_requests
+    tree.recovered_folders = listing.recovered_folders
     return tree

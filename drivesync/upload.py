@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import integrity
 from .config import UPLOAD_CHUNK_GRANULARITY
 from .drive import Drive, RemoteFile
 from .errors import DriveError, DrivesyncError, TransferInterrupted, VerificationFailed
@@ -299,6 +300,8 @@ class UploadStats:
     resumed_from: int = 0
     sessions_started: int = 0
     recoveries: int = 0
+    #: How Drive's copy was checked: 'md5Checksum', 'X-Goog-Hash' or 'size' (no checksum at all).
+    verified_by: str = ""
 
 
 @dataclass
@@ -375,8 +378,7 @@ async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: L
     stats.bytes_sent += len(content)
     if progress:
         progress(len(content))
-    _verify(path, remote, before.size, local_md5)
-    return remote
+    return await _check(drive, path, remote, before.size, local_md5, stats)
 
 
 async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, before: LocalStat, *,
@@ -444,6 +446,7 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
     hashed_to = 0
     recoveries = 0
     first = True
+    last_headers = None
     while not upload.finished:
         if upload.invalid:
             recoveries += 1
@@ -453,6 +456,7 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
             upload.prepare_recover()
             try:
                 reply = await drive.query_session(upload.session_uri, size)
+                last_headers = reply.headers
                 upload.process_recover(reply.status, reply.headers, _json_or_none(reply))
             except DriveError as exc:
                 if exc.status in (404, 410):
@@ -502,6 +506,7 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
                 raise FileChanged(f"{path} changed while it was uploaded; the partial upload was abandoned")
         try:
             reply = await drive.send_chunk(upload.session_uri, plan.start, data, size)
+            last_headers = reply.headers
         except (DriveError, TransferInterrupted) as exc:
             await hashing
             upload.fail(str(exc))
@@ -517,11 +522,8 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
             progress(max(0, upload.offset - plan.start))
     if journal:
         journal.forget_upload_session(path)
-    remote = RemoteFile.from_json(upload.result or {})
-    if remote.md5 is None or remote.size is None:
-        remote = await drive.get(remote.id) if remote.id else remote
-    _verify(path, remote, size, md5)
-    return remote
+    remote = RemoteFile.from_json(upload.result or {}, last_headers)
+    return await _check(drive, path, remote, size, md5, stats)
 
 
 def _json_or_none(reply):
@@ -531,10 +533,24 @@ def _json_or_none(reply):
         return None
 
 
-def _verify(path: str, remote: RemoteFile, size: int, md5: str) -> None:
+async def _check(drive: Drive, path: str, remote: RemoteFile, size: int, md5: str, stats) -> RemoteFile:
+    """Drive's copy against the local file, by integrity's one rule (md5Checksum, else X-Goog-Hash,
+    else the size alone, counted in ``stats.verified_by``). An answer without md5 or size is asked
+    once more with files.get before the rule is applied."""
+    if (remote.md5 is None or remote.size is None) and remote.id:
+        again = await drive.get(remote.id)
+        remote = dataclasses.replace(again, hashes=again.hashes or remote.hashes)
     if remote.size is not None and remote.size != size:
         raise VerificationFailed(f"{path}: Drive holds {remote.size} bytes, the local file has {size}")
-    if remote.md5 and remote.md5 != md5:
-        raise VerificationFailed(f"{path}: Drive's md5 {remote.md5} differs from the local {md5}")
-    if not remote.md5:
-        raise VerificationFailed(f"{path}: Drive returned no md5 for the uploaded file")
+    want = integrity.expected(size, remote.md5, remote.hashes)
+    if want.method == integrity.SIZE and remote.size is None:
+        raise VerificationFailed(f"{path}: Drive reported neither a size nor a checksum for the upload")
+    crc = await asyncio.to_thread(integrity.file_crc32c, path) if want.method == integrity.CRC32C else None
+    problem = integrity.mismatch(want, size, md5, crc)
+    if problem is not None:
+        raise VerificationFailed(f"{path}: Drive's copy differs from the local file: {problem}")
+    if stats is not None:
+        stats.verified_by = ("md5Checksum" if remote.md5 else "size" if want.method == integrity.SIZE
+                             else "X-Goog-Hash")
+    return remote
+
