@@ -1,4 +1,5 @@
-"""Command line: `python -m drivesync.emulator --data DIR --port PORT --credentials-out FILE [--profile NAME]`.
+"""Command line: `python -m drivesync.emulator --data DIR --port PORT --credentials-out FILE [--profile NAME]
+[--storage-limit SIZE]`.
 
 Owns argument parsing, startup (store, server, optional TLS proxy), the one ready line on stdout, and
 shutdown on SIGTERM/SIGINT. Must never print tokens or anything else on stdout but the ready lines.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -16,6 +19,22 @@ import sys
 from .limits import PROFILES, get_profile
 from .server import EmulatorServer
 from .store import Store
+
+
+_FROM_PROFILE = object()  # --storage-limit not given: the profile's number
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def storage_size(text: str) -> int | None:
+    """'none' -> None (unlimited); '123', '15GiB', '1.5 GB' -> bytes."""
+    t = text.strip().lower()
+    if t in ("none", "unlimited"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", t)
+    if not m or m.group(2) not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16106127360, 15GiB, 500MB, none)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,17 +45,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--credentials-out", help="write an authorized_user credentials file here (mode 0600)")
     p.add_argument("--profile", default="unthrottled", choices=sorted(PROFILES))
     p.add_argument("--token-lifetime", type=float, help="access-token lifetime in seconds")
+    p.add_argument(
+        "--storage-limit",
+        type=storage_size,
+        metavar="SIZE",
+        help="storage quota (about.storageQuota.limit; uploads past it get 403 storageQuotaExceeded): bytes, "
+        "or with a unit (15GiB, 500MB, 64KiB), or 'none' for unlimited; default: the profile's",
+        default=_FROM_PROFILE,
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one Profile setting (VALUE is JSON, else a string), e.g. --set gzip_json=false; repeatable",
+    )
     p.add_argument("--proxy-port", type=int, help="also start the TLS proxy on this port (0 = free port)")
     p.add_argument("--ca-out", help="where to copy the proxy's CA certificate")
     return p.parse_args(argv)
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`NAME=VALUE` strings -> Profile overrides; VALUE is read as JSON (1, 0.5, true, null), else kept as a string."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--set needs NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = json.loads(value)
+        except ValueError:
+            out[name.strip()] = value
+    return out
 
 
 async def amain(args: argparse.Namespace) -> int:
     overrides = {}
     if args.token_lifetime is not None:
         overrides["token_lifetime_s"] = args.token_lifetime
+    if args.storage_limit is not _FROM_PROFILE:
+        overrides["storage_limit_bytes"] = args.storage_limit
+    overrides.update(parse_sets(args.set))
+    try:
+        profile = get_profile(args.profile, **overrides)
+    except TypeError as e:
+        raise SystemExit(str(e)) from None
     store = Store(args.data)
-    server = EmulatorServer(store, get_profile(args.profile, **overrides))
+    server = EmulatorServer(store, profile)
     port = await server.start(args.host, args.port)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     url = f"http://{shown}:{port}"

@@ -18,6 +18,7 @@ STATUS_NAMES = {
     416: "OUT_OF_RANGE",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
+    501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
@@ -148,3 +149,17 @@ def storage_quota_exceeded() -> DriveError:
 
 def upload_session_not_found() -> DriveError:
     return DriveError(404, "notFound", "Not Found")
+
+
+def revision_not_found(revision_id: str) -> DriveError:
+    return DriveError(404, "notFound", f"Revision not found: {revision_id}.", location="revisionId")
+
+
+def not_implemented(what: str) -> DriveError:
+    """A real Drive v3 method (or feature of one) the emulator does not emulate: an honest 501, not a 404."""
+    return DriveError(501, "notImplemented", f"Not implemented by the drivesync emulator: {what}.")
+
+
+def no_such_method(http_method: str, path: str) -> DriveError:
+    """A request that names no Drive v3 method at all."""
+    return DriveError(400, "badRequest", f"No Drive v3 method matches {http_method} {path}.")

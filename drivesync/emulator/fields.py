@@ -165,3 +165,7 @@ CHANGE_LIST_DEFAULT: Selection = {
         "file": FILE_DEFAULT,
     },
 }
+
+# revisions.get / revisions.list without `fields` (what Drive v3 answers by default).
+REVISION_DEFAULT: Selection = {"kind": None, "id": None, "mimeType": None, "modifiedTime": None}
+REVISION_LIST_DEFAULT: Selection = {"kind": None, "nextPageToken": None, "revisions": REVISION_DEFAULT}

@@ -10,14 +10,17 @@ seconds, and never less. Must never touch HTTP or the store: the server asks, th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import threading
 import time
 from dataclasses import dataclass
 
 MB = 1_000_000
+JSON_CUT_MODES = ("truncated", "drop", "html")
 KiB = 1024
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,35 @@ class Profile:
     cut_next: int = 0  # cut the next K media responses (a counter, consumed)
     cut_after_bytes: int = 1 * MiB
 
+    # What Google's front end does that Drive's backend does not (frontend.py; all off by default).
+    # gzip: JSON and batch answers gzip-encoded when the request has Accept-Encoding: gzip AND a
+    # User-Agent containing "gzip"; media and export never.
+    gzip_json: bool = False
+    # Share of Drive calls the front end answers itself with an HTML 502/503 page (before auth, quota
+    # or the handler); html_error_503_share of them are 503. html_error_next: the next K calls.
+    html_error_rate: float = 0.0
+    html_error_503_share: float = 0.5
+    html_error_next: int = 0
+    # Share of Drive's own 500/502/503/504 answers (e.g. injected backendError) sent as an HTML page.
+    html_5xx_share: float = 0.0
+    # files.list whose q ORs two or more `'X' in parents` terms: this share answered as an empty list
+    # (no nextPageToken). ord_parents_empty_next: the next K such queries (a counter, consumed).
+    ord_parents_empty_rate: float = 0.0
+    ord_parents_empty_next: int = 0
+    # Share of JSON 200 answers of Drive calls that are spoiled, in one of json_cut_modes (comma-separated,
+    # picked at random): "truncated" (a complete 200 whose body is the first part of the JSON),
+    # "drop" (Content-Length of the whole body, half of it, then the connection closes), "html" (a 200
+    # HTML page, as a captive portal or proxy answers). json_cut_next: the next K such answers.
+    json_cut_rate: float = 0.0
+    json_cut_next: int = 0
+    json_cut_modes: str = "truncated"
+    # Share of ranged media requests answered 200 with the whole body (Range ignored); _next: the next K.
+    range_ignored_rate: float = 0.0
+    range_ignored_next: int = 0
+    # Share of binary files whose metadata carries no md5Checksum/sha1Checksum/sha256Checksum (decided per
+    # file id by a hash with the seed, so a file always lacks them or never); X-Goog-Hash still comes.
+    md5_missing_rate: float = 0.0
+
     # Lifetimes.
     token_lifetime_s: float = 3600.0
     upload_session_lifetime_s: float = 7 * 24 * 3600.0
@@ -101,6 +133,18 @@ SOURCES = {
     "token_lifetime_s": "3600 s: Google access tokens live one hour",
     "upload_session_lifetime_s": "one week: Drive's documented resumable session lifetime",
     "export_size_limit_bytes": "10 MB: Drive's documented export limit",
+    "storage_limit_bytes": "15 GB free account = 15 * 1024**3 bytes (16106127360): Google's storage 'GB' are binary; "
+    "a '17GB' Drive answers quotaBytesTotal 18253611008 = 17 * 1024**3 (rclone issue 1768)",
+    # google-like only: the front end's habits (shared/drive-api.md, "What Google's front end does").
+    "gzip_json": "on: Drive API performance guide ('Using gzip'): gzip answers need Accept-Encoding: gzip and 'gzip' in the User-Agent",
+    "html_error_rate": "0.005: ASSUMPTION for the share; the HTML 502/503 pages themselves are what Google's front end serves (drive-api.md 'Errors not from Drive'; handle-errors guide lists 502/503/504)",
+    "html_error_503_share": "0.5: assumption, half 502 Bad Gateway, half 503",
+    "html_5xx_share": "0.5: assumption; Google's front end turns some backend 5xx answers into its own HTML page (observed)",
+    "ord_parents_empty_rate": "0.1: ASSUMPTION for the share; OR'd-parents listings sometimes come back empty (rclone issues #3114, #4289, its --drive-fast-list-bug-fix)",
+    "json_cut_rate": "0.002: ASSUMPTION; answers cut mid-body and proxy/captive-portal HTML 200s reach real clients (drive-api.md 'Errors not from Drive')",
+    "json_cut_modes": "truncated,drop,html: a complete-but-truncated body, a connection dropped mid-body, a 200 HTML page",
+    "range_ignored_rate": "0.05: ASSUMPTION for the share; Drive's manage-downloads guide: a server may ignore Range and answer 200 with the whole body",
+    "md5_missing_rate": "0.01: ASSUMPTION for the share; a client needs a rule for a binary file without md5Checksum (drive-api.md 'Hashes'); media still carries X-Goog-Hash",
 }
 
 PROFILES: dict[str, Profile] = {
@@ -123,8 +167,23 @@ PROFILES: dict[str, Profile] = {
         write_burst=3,
         rate_limit_429_share=0.5,
         daily_upload_bytes=750 * 1000 * MB,
+        storage_limit_bytes=15 * GiB,
     ),
 }
+
+# drive-like's numbers (whatever they are) plus every front-end oddity of frontend.py switched on.
+GOOGLE_LIKE_ODDITIES = dict(
+    gzip_json=True,
+    html_error_rate=0.005,
+    html_error_503_share=0.5,
+    html_5xx_share=0.5,
+    ord_parents_empty_rate=0.1,
+    json_cut_rate=0.002,
+    json_cut_modes="truncated,drop,html",
+    range_ignored_rate=0.05,
+    md5_missing_rate=0.01,
+)
+PROFILES["google-like"] = PROFILES["drive-like"].replace(name="google-like", **GOOGLE_LIKE_ODDITIES)
 
 
 def get_profile(profile: "str | Profile", **overrides) -> Profile:
@@ -190,9 +249,13 @@ class Limits:
         self.profile = profile
         self.rng = random.Random(profile.seed)
         self.cut_remaining = profile.cut_next
+        # The front end's "next K" counters (Profile field -> remaining count), consumed by the decisions.
+        self.remaining = {name: getattr(profile, name) for name in self._COUNTERS}
         self._buckets: dict[str, TokenBucket | None] = {}
         self._build_buckets(None)
         self.daily_upload_log: list[tuple[float, int]] = []
+
+    _COUNTERS = ("html_error_next", "ord_parents_empty_next", "json_cut_next", "range_ignored_next")
 
     _BUCKETS = {
         "download_total": ("download_bps_total", "download_burst_total"),
@@ -219,6 +282,9 @@ class Limits:
                 self.rng = random.Random(new.seed)
             if "cut_next" in overrides:
                 self.cut_remaining = new.cut_next
+            for name in self._COUNTERS:
+                if name in overrides:
+                    self.remaining[name] = getattr(new, name)
             return new
 
     def bucket(self, key: str) -> TokenBucket | None:
@@ -277,6 +343,59 @@ class Limits:
             if p.cut_share > 0 and self.rng.random() < p.cut_share:
                 return p.cut_after_bytes
         return None
+
+    # ---- the front end's oddities (frontend.py asks)
+
+    def _counted_or_drawn(self, counter: str, rate: float) -> bool:
+        """True when the counter has calls left (one is consumed) or a draw falls under `rate`.
+        Draws only when rate > 0, so profiles without the oddity keep their random stream as it was."""
+        with self._lock:
+            if self.remaining.get(counter, 0) > 0:
+                self.remaining[counter] -= 1
+                return True
+            return rate > 0 and self.rng.random() < rate
+
+    def frontend_error(self) -> int | None:
+        """None, or the status (502/503) of an HTML error page the front end answers this call with."""
+        p = self.profile
+        if not self._counted_or_drawn("html_error_next", p.html_error_rate):
+            return None
+        with self._lock:
+            return 503 if self.rng.random() < p.html_error_503_share else 502
+
+    def html_5xx(self) -> bool:
+        """Whether this 5xx answer of Drive's goes out as the front end's HTML page instead of JSON."""
+        share = self.profile.html_5xx_share
+        if share <= 0:
+            return False
+        with self._lock:
+            return share >= 1 or self.rng.random() < share
+
+    def ord_parents_empty(self) -> bool:
+        """Whether this files.list with OR'd parents is answered as an empty list."""
+        return self._counted_or_drawn("ord_parents_empty_next", self.profile.ord_parents_empty_rate)
+
+    def json_cut(self) -> str | None:
+        """None, or how this JSON 200 answer is spoiled: "truncated", "drop" or "html"."""
+        p = self.profile
+        if not self._counted_or_drawn("json_cut_next", p.json_cut_rate):
+            return None
+        modes = [m.strip() for m in p.json_cut_modes.split(",") if m.strip() in JSON_CUT_MODES] or ["truncated"]
+        with self._lock:
+            return modes[0] if len(modes) == 1 else self.rng.choice(modes)
+
+    def range_ignored(self) -> bool:
+        """Whether this ranged media request is answered 200 with the whole body."""
+        return self._counted_or_drawn("range_ignored_next", self.profile.range_ignored_rate)
+
+    def md5_missing(self, file_id: str) -> bool:
+        """Whether this file's metadata lacks its checksums: a hash of (seed, id), so the same file always
+        answers the same way for a given seed and rate, whatever the order of requests."""
+        p = self.profile
+        if p.md5_missing_rate <= 0:
+            return False
+        h = hashlib.blake2b(f"{p.seed}:{file_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(h, "big") / 2.0**64 < p.md5_missing_rate
 
     def admit_upload_bytes(self, n: int) -> bool:
         """Count n uploaded bytes against the rolling-day cap; False once the cap is exceeded."""

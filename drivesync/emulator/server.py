@@ -4,6 +4,10 @@ Owns routing, the order of checks every Drive call goes through (latency, bearer
 write rate, injected 5xx), media downloads (Range, 206/416, sendfile when nothing throttles, paced
 pread otherwise, cut connections), files/about/changes/batch JSON answers, the OAuth endpoints, the
 admin endpoints under /_emulator/, and the request statistics.
+What routes share with uploads (write admission, storage quota, metadata rules, files.update's metadata
+step, the File answer, JSON encoding) and revisions.list/get live in service.py; a call no route takes gets
+service.unmatched (501 for a Drive method not emulated, 400 for no method). Imports run one way:
+server -> uploads -> service.
 Absolute URLs are built from the request's Host header (https for *.googleapis.com, which is what the
 TLS proxy forwards). Must never log tokens or request bodies.
 """
@@ -12,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import os
 import secrets
-import weakref
 from collections import Counter
 from email.parser import BytesParser
 from email.policy import HTTP as HTTP_POLICY
@@ -27,11 +29,12 @@ from multidict import CIMultiDict, MultiDict
 
 from . import errors, exports, fields as fieldsel, query as qlang
 from .auth import Auth, OAuthError
+from .frontend import FrontEnd, goog_hash
 from .limits import Limits, Profile, TokenBucket
 from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, rfc3339
-from .uploads import Uploads, check_writable, meta_time, parse_json_body
+from .service import JSON_TYPE, Service, base_url, check_writable, compile_fields, meta_time, parse_json_body, unmatched
+from .uploads import Uploads
 
-JSON_TYPE = "application/json; charset=UTF-8"
 SEND_CHUNK = 1024 * 1024
 MAX_BATCH = 100
 
@@ -54,6 +57,7 @@ class Stats:
         self.write_limited = 0
         self.injected_errors = 0
         self.cut_connections = 0
+        self.frontend: Counter = Counter()  # what frontend.py did: gzip, html_502, json_cut_drop, ...
 
     def snapshot(self) -> dict:
         return {
@@ -68,25 +72,8 @@ class Stats:
             "write_limited": self.write_limited,
             "injected_errors": self.injected_errors,
             "cut_connections": self.cut_connections,
+            "frontend": dict(self.frontend),
         }
-
-
-@functools.lru_cache(maxsize=512)
-def _compile_fields(text: str | None, schema: str, default_key: str):
-    default = {
-        "file": fieldsel.FILE_DEFAULT,
-        "list": fieldsel.FILE_LIST_DEFAULT,
-        "changes": fieldsel.CHANGE_LIST_DEFAULT,
-        "none": None,
-    }[default_key]
-    try:
-        return fieldsel.compile(text, schema, default)
-    except fieldsel.FieldsError as e:
-        raise errors.invalid_fields(e.selection) from None
-
-
-def compile_fields(text: str | None, schema: str, default_key: str):
-    return _compile_fields(text, schema, default_key)
 
 
 def parse_range(header: str, size: int):
@@ -134,9 +121,10 @@ class EmulatorServer:
         self.limits = Limits(profile)
         self.auth = Auth(store, lambda: self.limits.profile.token_lifetime_s)
         self.stats = Stats()
-        self.uploads = Uploads(self)
-        self._conn_buckets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-        self.app = web.Application(client_max_size=256 * 1024 * 1024)
+        self.service = Service(store, self.limits, self.stats)
+        self.uploads = Uploads(self.service)
+        self.frontend = FrontEnd(self)
+        self.app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self.frontend.middleware])
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -165,12 +153,7 @@ class EmulatorServer:
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def base_url(request: web.Request) -> str:
-        host = request.host or "127.0.0.1"
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-        scheme = "https" if name.endswith("googleapis.com") else "http"
-        return f"{scheme}://{host}"
+    base_url = staticmethod(base_url)
 
     def token_uris(self, request: web.Request) -> set[str]:
         base = self.base_url(request)
@@ -181,52 +164,23 @@ class EmulatorServer:
         return own | GOOGLE_TOKEN_URIS
 
     def json_response(self, obj, status: int = 200, headers: dict | None = None) -> web.Response:
-        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-        self.stats.bytes_sent += len(body)
-        h = {"Content-Type": JSON_TYPE, "Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"}
-        if headers:
-            h.update(headers)
-        return web.Response(body=body, status=status, headers=h)
+        return self.service.json_response(obj, status=status, headers=headers)
 
     def error_response(self, e: errors.DriveError) -> web.Response:
         self.stats.by_reason[e.reason] += 1
         return self.json_response(e.body(), status=e.code, headers=e.headers)
 
     def file_json(self, request, row: dict, fields_text: str | None) -> dict:
-        sel = compile_fields(fields_text, "File", "file")
-        return fieldsel.apply(self.store.resource(row, self.base_url(request)), sel)
+        return self.service.file_json(request, row, fields_text)
 
     def file_response(self, request, row: dict, fields_text: str | None, status: int = 200) -> web.Response:
-        return self.json_response(self.file_json(request, row, fields_text), status=status)
-
-    def _connection_bucket(self, request: web.Request, key: str, rate, burst) -> TokenBucket | None:
-        if not rate:
-            return None
-        transport = request.transport
-        try:
-            per = self._conn_buckets.setdefault(transport, {})
-        except TypeError:
-            per = {}
-        b = per.get(key)
-        if b is None or b.rate != rate or b.burst != burst:
-            b = per[key] = TokenBucket(rate, burst)
-        return b
+        return self.service.file_response(request, row, fields_text, status=status)
 
     def download_buckets(self, request: web.Request) -> list[TokenBucket]:
-        p = self.limits.profile
-        out = [
-            self._connection_bucket(request, "down", p.download_bps_per_connection, p.download_burst_per_connection),
-            self.limits.bucket("download_total"),
-        ]
-        return [b for b in out if b is not None]
+        return self.service.download_buckets(request)
 
     def upload_buckets(self, request: web.Request) -> list[TokenBucket]:
-        p = self.limits.profile
-        out = [
-            self._connection_bucket(request, "up", p.upload_bps_per_connection, p.upload_burst_per_connection),
-            self.limits.bucket("upload_total"),
-        ]
-        return [b for b in out if b is not None]
+        return self.service.upload_buckets(request)
 
     def _rate_limited(self) -> errors.DriveError:
         p = self.limits.profile
@@ -235,12 +189,7 @@ class EmulatorServer:
         return errors.user_rate_limit(p.retry_after_s)
 
     def admit_write(self) -> None:
-        if not self.limits.admit_write():
-            self.stats.write_limited += 1
-            p = self.limits.profile
-            if self.limits.rate_limit_is_429():
-                raise errors.rate_limit_429(p.retry_after_s)
-            raise errors.rate_limit_403(p.retry_after_s)
+        self.service.admit_write()
 
     def _bearer(self, headers, query) -> str | None:
         h = headers.get("Authorization")
@@ -317,6 +266,16 @@ class EmulatorServer:
                 await self._latency(self.limits.profile.media_latency_s)
                 self.admit_call(request.headers, q)
                 return "export", await self.export(request, parts[1])
+            if (
+                request.method in ("GET", "HEAD")
+                and len(parts) == 4
+                and parts[0] == "files"
+                and parts[2] == "revisions"
+                and q.get("alt") == "media"
+            ):
+                await self._latency(self.limits.profile.media_latency_s)
+                self.admit_call(request.headers, q)
+                return "media", await self.revision_media(request, parts[1], parts[3])
             await self._latency(self.limits.profile.metadata_latency_s)
             body = await request.read() if request.body_exists else b""
             self.admit_call(request.headers, q)
@@ -324,7 +283,7 @@ class EmulatorServer:
             if status == 204:
                 return "metadata", web.Response(status=204)
             return "metadata", self.json_response(obj, status=status)
-        raise errors.DriveError(404, "notFound", "Not Found")
+        raise errors.no_such_method(request.method, path)
 
     @staticmethod
     async def _latency(seconds: float) -> None:
@@ -365,6 +324,12 @@ class EmulatorServer:
             elif n == 3 and parts[2] == "copy" and method == "POST":
                 self.admit_write()
                 return 200, self.files_copy(parts[1], q, body, base)
+            elif n == 3 and parts[2] == "revisions" and method == "GET":
+                return 200, self.service.revisions_list(parts[1], q)
+            elif n == 4 and parts[2] == "revisions" and method == "GET":
+                if q.get("alt") == "media":
+                    raise errors.bad_request("alt=media is not allowed here (batch requests cannot download).")
+                return 200, self.service.revisions_get(parts[1], parts[3], q)
         elif head == "about" and n == 1 and method == "GET":
             return 200, self.about(q)
         elif head == "changes":
@@ -375,7 +340,7 @@ class EmulatorServer:
                 return 200, fieldsel.apply(
                     {"kind": "drive#startPageToken", "startPageToken": self.store.start_page_token()}, sel
                 )
-        raise errors.DriveError(404, "notFound", "Not Found")
+        raise unmatched(method, "/".join(parts))  # 501 for a Drive method not emulated, 400 for no method
 
     def _file_get(self, fid: str, q, base: str) -> dict:
         sel = compile_fields(q.get("fields"), "File", "file")
@@ -488,42 +453,7 @@ class EmulatorServer:
         return fieldsel.apply(self.store.resource(self.store.row(fid), base), sel)
 
     def apply_update(self, fid: str, meta: dict, q, **extra) -> dict:
-        """files.update's metadata part, shared with uploads (PATCH with new content). Returns the row."""
-        row = self.store.require(fid)
-        add = [p for p in (q.get("addParents") or "").split(",") if p.strip()]
-        remove = [p for p in (q.get("removeParents") or "").split(",") if p.strip()]
-        new_parent = None
-        if add or remove:
-            current = {row["parent"]} if row["parent"] else set()
-            remove_ids = {self.store.resolve(p.strip()) for p in remove}
-            add_ids = [self.store.resolve(p.strip()) for p in add]
-            for p in add_ids:
-                if self.store.row(p) is None:
-                    raise errors.not_found(p)
-            result = (current - remove_ids) | set(add_ids)
-            if len(result) > 1:
-                raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
-            if not result:
-                raise errors.DriveError(
-                    403, "cannotRemoveParent", "A file must keep one parent: add a new parent when removing the old one."
-                )
-            (only,) = result
-            if only != row["parent"]:
-                new_parent = only
-        changes = dict(
-            name=meta.get("name"),
-            mime_type=meta.get("mimeType"),
-            parent=new_parent,
-            modified_ms=meta_time(meta, "modifiedTime"),
-            starred=meta.get("starred"),
-            properties=meta.get("properties"),
-            app_properties=meta.get("appProperties"),
-            trashed=meta.get("trashed"),
-        )
-        if "description" in meta:
-            changes["description"] = meta["description"]
-        changes.update(extra)
-        return self.store.update(fid, **changes)
+        return self.service.apply_update(fid, meta, q, **extra)
 
     def files_update(self, fid: str, q, body: bytes, base: str) -> dict:
         meta = parse_json_body(body)
@@ -539,7 +469,10 @@ class EmulatorServer:
         if src["mime_type"] == FOLDER:
             raise errors.DriveError(403, "fileNotCopyable", "This file cannot be copied by the user.")
         parents = meta.get("parents") or []
-        new = self.store.copy_file(fid, name=meta.get("name"), parent_id=parents[0] if parents else None)
+        self.service.admit_storage(0 if src["mime_type"].startswith(GOOGLE_APPS) else src["size"] or 0)
+        # Without a name Drive names the copy "Copy of NAME".
+        name = meta.get("name") or f"Copy of {src['name']}"
+        new = self.store.copy_file(fid, name=name, parent_id=parents[0] if parents else None)
         if meta.get("modifiedTime") or meta.get("description") is not None:
             self.store.update(new, modified_ms=meta_time(meta, "modifiedTime"), **(
                 {"description": meta["description"]} if "description" in meta else {}))
@@ -633,8 +566,9 @@ class EmulatorServer:
         status, start, end = 200, 0, size - 1
         rng = request.headers.get("Range")
         headers = CIMultiDict({"Content-Type": mime, "Cache-Control": "private, max-age=0"})
-        if row["md5"]:
-            headers["X-Goog-Hash"] = "md5=" + base64.b64encode(bytes.fromhex(row["md5"])).decode()
+        goog = await goog_hash(self.store, row)  # crc32c and md5 of the whole object, also on a 206
+        if goog:
+            headers["X-Goog-Hash"] = goog
         if rng:
             parsed = parse_range(rng, size)
             if parsed == "unsatisfiable":
@@ -671,6 +605,14 @@ class EmulatorServer:
                     pass
             await self._paced_send(request, resp, f.fileno(), start, count, buckets, cut)
             return resp
+
+    async def revision_media(self, request: web.Request, fid: str, rev_id: str) -> web.StreamResponse:
+        """revisions.get with alt=media: the head revision's bytes. Older revisions keep only their metadata
+        (the store drops replaced bytes), so their content is an honest 501."""
+        row, rev = self.service.revision_row(fid, rev_id)
+        if rev["id"] != row["revision"]:
+            raise errors.not_implemented("the content of a revision other than the head (old contents are not kept)")
+        return await self.download(request, fid)
 
     async def _paced_send(self, request, resp, fd: int, start: int, count: int, buckets, cut) -> None:
         chunk = SEND_CHUNK

@@ -1,12 +1,13 @@
 """The emulator's state: file metadata, changes, upload sessions and tokens in SQLite; contents as files.
 
 Owns the on-disk layout under the data directory:
-    drive.sqlite3        metadata (files, changes, upload_sessions, tokens, service-account keys)
+    drive.sqlite3        metadata (files, changes, revisions, upload_sessions, tokens, service-account keys)
     content/<revision>   the bytes of one content revision, immutable once renamed into place
     tmp/                 contents being written (renamed into content/ when complete)
     uploads/<upload_id>  the committed bytes of an open resumable upload session
 Contents are kept by revision id, never by name: a name can be any Unicode, contain '/', '..', be very long.
-The store never holds partial content: bytes are written to tmp/ and renamed.
+The store never holds partial content: bytes are written to tmp/ and renamed. Only the head revision's
+bytes are kept: a new revision drops the old bytes, its metadata (id, md5, size, time) stays in `revisions`.
 
 Must never know about HTTP: it takes and returns plain values (dicts, bytes, paths). Thread-safe
 (one connection behind a lock), so tests can seed it while the server thread serves from it.
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import errors
+from . import crc32c as crc32c_mod, errors
 from .query import name_contains
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -85,6 +86,17 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
     expires_ms INTEGER NOT NULL,
     done_file_id TEXT
 );
+CREATE TABLE IF NOT EXISTS revisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT,
+    modified_ms INTEGER NOT NULL,
+    original_filename TEXT
+);
+CREATE INDEX IF NOT EXISTS revisions_file ON revisions(file_id, seq);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token TEXT PRIMARY KEY, client_id TEXT, subject TEXT, scope TEXT, created_ms INTEGER, revoked INTEGER NOT NULL DEFAULT 0
 );
@@ -95,6 +107,7 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     code TEXT PRIMARY KEY, client_id TEXT, redirect_uri TEXT, scope TEXT, challenge TEXT, method TEXT, expires REAL, used INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sa_keys (key_id TEXT PRIMARY KEY, email TEXT NOT NULL, public_pem TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS content_crc32c (revision TEXT PRIMARY KEY, crc32c INTEGER NOT NULL);
 """
 
 COPY_CHUNK = 4 * 1024 * 1024
@@ -154,7 +167,8 @@ def pseudo_random_chunks(size: int, seed: int, chunk: int = COPY_CHUNK):
 
 class Hasher:
     """md5, sha1 and sha256 of a stream. Large updates run the three digests in parallel threads
-    (hashlib releases the GIL), so seeding a multi-GB file costs about one md5 pass."""
+    (hashlib releases the GIL), so seeding a multi-GB file costs about one md5 pass. Also the crc32c
+    (for X-Goog-Hash) when the fast implementation is installed; else the store computes it lazily."""
 
     _pool: ThreadPoolExecutor | None = None
     _pool_lock = threading.Lock()
@@ -163,6 +177,7 @@ class Hasher:
         self.md5 = hashlib.md5()
         self.sha1 = hashlib.sha1()
         self.sha256 = hashlib.sha256()
+        self.crc32c = crc32c_mod.Crc32c()
         self.size = 0
 
     @classmethod
@@ -178,15 +193,18 @@ class Hasher:
             pool = self.pool()
             futs = [pool.submit(h.update, data) for h in (self.md5, self.sha1)]
             self.sha256.update(data)
+            self.crc32c.update(data)
             for f in futs:
                 f.result()
         else:
             self.md5.update(data)
             self.sha1.update(data)
             self.sha256.update(data)
+            self.crc32c.update(data)
 
     def digests(self) -> dict:
-        return {"md5": self.md5.hexdigest(), "sha1": self.sha1.hexdigest(), "sha256": self.sha256.hexdigest()}
+        return {"md5": self.md5.hexdigest(), "sha1": self.sha1.hexdigest(), "sha256": self.sha256.hexdigest(),
+                "crc32c": self.crc32c.value}
 
 
 def hash_file(path: str | os.PathLike) -> tuple[int, dict]:
@@ -230,6 +248,8 @@ class Store:
             )
         # Base of absolute URLs (links in file()); the server passes the request's own base instead.
         self.public_url = "http://127.0.0.1"
+        # Set by the server (frontend.py): file id -> True when its answers carry no md5/sha1/sha256.
+        self.hide_checksums = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -366,9 +386,10 @@ class Store:
             f["trashingUser"] = user
         if binary:
             f["size"] = str(r["size"] or 0)
-            f["md5Checksum"] = r["md5"]
-            f["sha1Checksum"] = r["sha1"]
-            f["sha256Checksum"] = r["sha256"]
+            if self.hide_checksums is None or not self.hide_checksums(fid):
+                f["md5Checksum"] = r["md5"]
+                f["sha1Checksum"] = r["sha1"]
+                f["sha256Checksum"] = r["sha256"]
             f["headRevisionId"] = r["revision"]
             f["webContentLink"] = f"{base}/drive/v3/files/{fid}?alt=media"
             f["originalFilename"] = r["original_filename"] or r["name"]
@@ -466,6 +487,11 @@ class Store:
                         original_filename,
                     ),
                 )
+                if binary:
+                    self._add_revision(
+                        fid, rev, mime_type, size, dig.get("md5"),
+                        modified_ms if modified_ms is not None else t, original_filename or name,
+                    )
                 self._change(fid, False, t)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -528,6 +554,17 @@ class Store:
                 sets["version"] = r["version"] + 1
                 cols = ", ".join(f"{k} = ?" for k in sets)
                 self.db.execute(f"UPDATE files SET {cols} WHERE id = ?", (*sets.values(), fid))
+                if content is not None:
+                    if r["revision"] and not self.db.execute(
+                        "SELECT 1 FROM revisions WHERE file_id = ? LIMIT 1", (fid,)
+                    ).fetchone():
+                        # A file stored before revisions were recorded: keep its old head listed too.
+                        self._add_revision(fid, r["revision"], r["mime_type"], r["size"], r["md5"], r["modified_ms"],
+                                           r["original_filename"] or r["name"])
+                    self._add_revision(
+                        fid, sets["revision"], sets.get("mime_type", r["mime_type"]), sets["size"], sets["md5"],
+                        sets["modified_ms"], sets.get("original_filename") or r["original_filename"] or r["name"],
+                    )
                 self._change(fid, False, t)
                 if trashed is not None and bool(trashed) != bool(r["trashed"] and r["explicitly_trashed"]):
                     self._set_trashed(fid, bool(trashed), t)
@@ -602,6 +639,7 @@ class Store:
                     if r and r["revision"]:
                         revs.append(r["revision"])
                     self.db.execute("DELETE FROM files WHERE id = ?", (i,))
+                    self.db.execute("DELETE FROM revisions WHERE file_id = ?", (i,))
                     self._change(i, True, t)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -622,6 +660,8 @@ class Store:
         with self.lock:
             still = self.db.execute("SELECT 1 FROM files WHERE revision = ? LIMIT 1", (rev,)).fetchone()
         if not still:
+            with self.lock:
+                self.db.execute("DELETE FROM content_crc32c WHERE revision = ?", (rev,))
             try:
                 os.unlink(self.content_path(rev))
             except FileNotFoundError:
@@ -636,7 +676,36 @@ class Store:
         """Rename complete bytes from tmp/ (or uploads/) into content/; returns the `content` tuple."""
         rev = new_revision_id()
         os.replace(tmp_path, self.content_path(rev))
+        if digests.get("crc32c") is not None:
+            with self.lock:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO content_crc32c (revision, crc32c) VALUES (?, ?)", (rev, digests["crc32c"])
+                )
         return rev, size, digests
+
+    def crc32c(self, rev: str, compute: bool = True) -> int | None:
+        """The CRC-32C of a revision's content: recorded when the bytes came in, else computed once and kept
+        (None when it is not recorded and `compute` is False)."""
+        with self.lock:
+            r = self.db.execute("SELECT crc32c FROM content_crc32c WHERE revision = ?", (rev,)).fetchone()
+        if r is not None:
+            return r["crc32c"]
+        if not compute:
+            return None
+        path = self.content_path(rev)
+        try:
+            c = crc32c_mod.Crc32c()
+            with open(path, "rb") as f:
+                while True:
+                    b = f.read(COPY_CHUNK)
+                    if not b:
+                        break
+                    c.update(b)
+        except FileNotFoundError:
+            return None
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO content_crc32c (revision, crc32c) VALUES (?, ?)", (rev, c.value))
+        return c.value
 
     def write_content(self, chunks) -> tuple[str, int, dict]:
         """Write an iterable of byte chunks to tmp/, hash it, and adopt it."""
@@ -796,6 +865,60 @@ class Store:
         if len(rows) > limit:
             return rows[:limit], rows[limit - 1]["seq"] + 1
         return rows, None
+
+    # ------------------------------------------------------------------ revisions
+
+    def _add_revision(self, fid, rev, mime_type, size, md5, modified_ms, original_filename) -> None:
+        """Record one content revision (caller holds the lock, inside its transaction). Only metadata is
+        kept: the store drops the bytes of a revision once a newer one replaces it."""
+        self.db.execute(
+            """INSERT INTO revisions (id, file_id, mime_type, size, md5, modified_ms, original_filename)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (rev, fid, mime_type, size or 0, md5, modified_ms, original_filename),
+        )
+
+    def revisions(self, file_id: str) -> list[dict]:
+        """The content revisions of a binary file, oldest first; the last one is the head. A file written
+        before revisions were recorded gets its head revision only."""
+        fid = self.resolve(file_id)
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, file_id, mime_type, size, md5, modified_ms, original_filename FROM revisions "
+                "WHERE file_id = ? ORDER BY seq",
+                (fid,),
+            ).fetchall()
+            if rows:
+                return rows
+            r = self.db.execute("SELECT * FROM files WHERE id = ?", (fid,)).fetchone()
+        if r is None or r["revision"] is None:
+            return []
+        return [{
+            "id": r["revision"], "file_id": fid, "mime_type": r["mime_type"], "size": r["size"] or 0,
+            "md5": r["md5"], "modified_ms": r["modified_ms"], "original_filename": r["original_filename"] or r["name"],
+        }]
+
+    def revision(self, file_id: str, revision_id: str) -> dict | None:
+        for r in self.revisions(file_id):
+            if r["id"] == revision_id:
+                return r
+        return None
+
+    def revision_resource(self, rev: dict) -> dict:
+        """The Drive v3 Revision resource of a revision row (binary files: md5, size, originalFilename)."""
+        out = {
+            "kind": "drive#revision",
+            "id": rev["id"],
+            "mimeType": rev["mime_type"],
+            "modifiedTime": rfc3339(rev["modified_ms"]),
+            "keepForever": False,
+            "size": str(rev["size"]),
+            "originalFilename": rev["original_filename"],
+            "lastModifyingUser": self.user(),
+        }
+        hide = getattr(self, "hide_checksums", None)
+        if rev["md5"] and (hide is None or not hide(rev["file_id"])):
+            out["md5Checksum"] = rev["md5"]
+        return out
 
     # ------------------------------------------------------------------ storage
 

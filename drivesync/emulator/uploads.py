@@ -2,10 +2,12 @@
 
 Owns the resumable protocol (session creation, Content-Range parsing, the 256 KiB rule for non-final
 chunks, 308 + Range progress, status queries, overlap skipping, offsets beyond the committed size,
-session expiry) and the streaming of request bodies to disk with hashing and upload throttling.
-Sessions live in SQLite and their committed bytes in uploads/<upload_id>, so they survive a restart.
-Bytes only reach the store by rename when complete. Must never build HTTP responses by hand other
-than through the server's helpers, and never parse `q` or `fields` itself.
+session expiry), the multipart/related parser, and the streaming of request bodies to disk with
+hashing and upload throttling. Sessions live in SQLite and their committed bytes in uploads/<upload_id>,
+so they survive a restart. Bytes only reach the store by rename when complete. What an upload shares
+with the metadata routes (write admission, storage quota, files.update's metadata step, the File answer)
+comes from service.py; this module never imports server.py. Must never build JSON answers by hand
+(service.json_response / file_response do), and never parse `q` or `fields` itself.
 """
 
 from __future__ import annotations
@@ -16,16 +18,13 @@ import json
 import os
 import re
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from . import errors
-from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, now_ms, to_ms
-
-if TYPE_CHECKING:
-    from .server import EmulatorServer
+from .service import Service, base_url, check_writable, meta_time, parse_json_body
+from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, hash_file, now_ms
 
 CHUNK_GRANULARITY = 256 * 1024
 READ_BLOCK = 1024 * 1024
@@ -33,52 +32,13 @@ READ_BLOCK = 1024 * 1024
 _CR_DATA = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _CR_QUERY = re.compile(r"^bytes \*/(\d+|\*)$")
 
-WRITABLE = {
-    "name", "mimeType", "parents", "modifiedTime", "createdTime", "description", "starred", "properties",
-    "appProperties", "originalFilename", "shortcutDetails", "id", "trashed", "viewedByMeTime", "folderColorRgb",
-    "contentHints", "writersCanShare", "copyRequiresWriterPermission", "contentRestrictions", "kind",
-    "driveId", "teamDriveId", "labelInfo", "inheritedPermissionsDisabled", "downloadRestrictions",
-}
-
-
-def field_not_writable(name: str) -> errors.DriveError:
-    return errors.DriveError(
-        403, "fieldNotWritable", f"The resource body includes fields which are not directly writable. ({name})"
-    )
-
-
-def check_writable(meta: dict, *, update: bool) -> None:
-    for k in meta:
-        if k not in WRITABLE:
-            raise field_not_writable(k)
-    if update and "parents" in meta:
-        raise errors.DriveError(
-            403,
-            "fieldNotWritable",
-            "The parents field is not directly writable in update requests. "
-            "Use the addParents and removeParents parameters instead.",
-        )
-
-
-def parse_json_body(raw: bytes) -> dict:
-    if not raw or not raw.strip():
-        return {}
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        raise errors.DriveError(400, "parseError", "Parse Error") from None
-    if not isinstance(meta, dict):
-        raise errors.DriveError(400, "parseError", "Parse Error")
-    return meta
-
-
 class BodyReader:
     """Reads a request body in blocks, paced by the upload buckets, counting bytes for stats."""
 
-    def __init__(self, server: "EmulatorServer", request: web.Request):
-        self.server = server
+    def __init__(self, service: Service, request: web.Request):
+        self.service = service
         self.request = request
-        self.buckets = server.upload_buckets(request)
+        self.buckets = service.upload_buckets(request)
 
     async def blocks(self):
         content = self.request.content
@@ -86,7 +46,7 @@ class BodyReader:
             data = await content.read(READ_BLOCK) if not self.buckets else await content.read(64 * 1024)
             if not data:
                 return
-            self.server.stats.bytes_received += len(data)
+            self.service.stats.bytes_received += len(data)
             if self.buckets:
                 delay = max(b.reserve(len(data)) for b in self.buckets)
                 if delay > 0:
@@ -100,9 +60,9 @@ def _pick_mime(meta: dict, media_mime: str | None) -> str:
 
 
 class Uploads:
-    def __init__(self, server: "EmulatorServer"):
-        self.server = server
-        self.store = server.store
+    def __init__(self, service: Service):
+        self.service = service
+        self.store = service.store
         # upload_id -> (Hasher, hashed offset): the hash state of a session served by this process.
         self._hashers: dict[str, tuple[Hasher, int]] = {}
 
@@ -122,24 +82,26 @@ class Uploads:
             )
         if request.method not in ("POST", "PATCH", "PUT"):
             raise errors.DriveError(405, "methodNotAllowed", "Method not allowed")
-        if request.method == "POST" and file_id:
-            raise errors.DriveError(404, "notFound", "Not Found")
-        if request.method in ("PATCH", "PUT") and not file_id:
-            raise errors.DriveError(404, "notFound", "Not Found")
-        self.server.admit_write()
+        if (request.method == "POST") == bool(file_id):  # create is POST .../files, update PATCH .../files/{id}
+            raise errors.no_such_method(request.method, request.path)
+        self.service.admit_write()
         if file_id:
             self._require_updatable(file_id)
         if kind == "resumable":
             return await self.start_session(request, file_id)
         if kind == "media":
-            tmp, size, dig = await self._receive_to_tmp(BodyReader(self.server, request).blocks())
+            tmp, size, dig = await self._receive_to_tmp(BodyReader(self.service, request).blocks())
             meta: dict = {}
             media_mime = request.headers.get("Content-Type")
         else:
             meta, media_mime, tmp, size, dig = await self._receive_multipart(request)
-        self._check_daily(size)
+        try:
+            self.service.admit_upload_bytes(size)
+        except errors.DriveError:
+            _unlink(tmp)
+            raise
         row = self.finish(file_id, meta, media_mime, tmp, size, dig, request.query)
-        return self.server.file_response(request, row, request.query.get("fields"))
+        return self.service.file_response(request, row, request.query.get("fields"))
 
     def _require_updatable(self, file_id: str) -> dict:
         r = self.store.require(file_id)
@@ -147,9 +109,11 @@ class Uploads:
             raise errors.DriveError(400, "invalid", "Media content cannot be uploaded to a folder or shortcut.")
         return r
 
-    def _check_daily(self, size: int) -> None:
-        if not self.server.limits.admit_upload_bytes(size):
-            raise errors.daily_upload_limit()
+    def _admit_storage(self, file_id: str | None, size: int) -> None:
+        """The storage quota for `size` new bytes; a new revision replaces the old bytes (the store drops them)."""
+        old = self.store.row(file_id) if file_id else None
+        replaced = (old["size"] or 0) if old is not None and not old["mime_type"].startswith(GOOGLE_APPS) else 0
+        self.service.admit_storage(size, replaced)
 
     # ------------------------------------------------------------------ simple and multipart
 
@@ -174,15 +138,23 @@ class Uploads:
 
     async def _receive_multipart(self, request: web.Request):
         """multipart/related: a JSON metadata part, then the media part, streamed to tmp/.
-        Tolerates LF line endings (google-api-python-client's email generator writes LF, not CRLF)."""
+
+        The line ending of the first delimiter line ("--boundary" CRLF, or bare LF as the email generator
+        of google-api-python-client writes) is the framing of the whole body, as Go's mime/multipart
+        reader decides it. The line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1), so
+        the media part ends right before "<framing line break>--boundary", and nothing else is stripped:
+        with LF framing, a body that ends in CR keeps it."""
         ctype = request.headers.get("Content-Type", "")
         boundary = _boundary(ctype)
         if not ctype.startswith("multipart/") or not boundary:
             raise errors.bad_request("Multipart upload requires a multipart/related body with a boundary.")
         delim = b"--" + boundary.encode()
-        blocks = BodyReader(self.server, request).blocks()
+        blocks = BodyReader(self.service, request).blocks()
         buf = bytearray()
         eof = False
+
+        def malformed() -> errors.DriveError:
+            return errors.bad_request("Malformed multipart body.")
 
         async def fill() -> None:
             nonlocal eof
@@ -190,68 +162,72 @@ class Uploads:
                 buf.extend(await blocks.__anext__())
             except StopAsyncIteration:
                 eof = True
-                raise errors.bad_request("Malformed multipart body.") from None
 
-        async def find(token: bytes, start: int = 0) -> int:
+        async def find(token: bytes) -> int:
             while True:
-                i = buf.find(token, start)
+                i = buf.find(token)
                 if i >= 0:
                     return i
+                if eof:
+                    raise malformed()
                 await fill()
 
-        async def skip_line() -> None:
+        async def line() -> bytes:
+            """The next line without its line ending (CRLF or LF)."""
             j = await find(b"\n")
+            out = bytes(buf[:j])
             del buf[: j + 1]
+            return out[:-1] if out.endswith(b"\r") else out
 
         async def headers() -> dict:
             out = {}
             while True:
-                j = await find(b"\n")
-                line = bytes(buf[:j]).rstrip(b"\r")
-                del buf[: j + 1]
-                if not line:
+                text = await line()
+                if not text:
                     return out
-                if b":" in line:
-                    k, v = line.split(b":", 1)
+                if b":" in text:
+                    k, v = text.split(b":", 1)
                     out[k.decode("latin-1").strip().lower()] = v.decode("latin-1").strip()
 
-        first = await find(delim)
-        del buf[:first]
-        await skip_line()
+        del buf[: await find(delim)]  # the preamble
+        j = await find(b"\n")
+        nl = b"\r\n" if j > 0 and buf[j - 1] == 13 else b"\n"
+        del buf[: j + 1]
+        marker = nl + delim
         await headers()
-        k = await find(b"\n" + delim)
-        meta = parse_json_body(bytes(buf[:k]).rstrip(b"\r"))
-        del buf[: k + 1]
-        await skip_line()
+        k = await find(marker)
+        meta = parse_json_body(bytes(buf[:k]))
+        del buf[: k + len(nl)]
+        await line()  # the rest of the delimiter line
         h2 = await headers()
         media_mime = h2.get("content-type")
         b64 = h2.get("content-transfer-encoding", "").lower() == "base64"
-        marker = b"\n" + delim
 
-        async def delimiter_at(start: int = 0) -> int:
-            """Index of the next real delimiter line in buf (-1: need more bytes). A delimiter is
-            followed by "--", CR, LF, space or tab; a mere "--boundary" prefix inside content is not."""
-            i = start
+        def delimiter_at() -> int:
+            """Index of the next real delimiter in buf (-1: need more bytes). A delimiter is followed by
+            "--", CR, LF, space or tab; a mere "--boundary" prefix inside content is not one."""
+            i = 0
             while True:
                 k = buf.find(marker, i)
                 if k < 0:
                     return -1
                 after = k + len(marker)
                 if len(buf) < after + 2:
-                    return -1 if not eof else k
+                    return k if eof else -1
                 if bytes(buf[after:after + 2]) == b"--" or buf[after] in (13, 10, 32, 9):
                     return k
                 i = k + 1
 
         async def media():
             while True:
-                k = await delimiter_at()
+                k = delimiter_at()
                 if k >= 0:
-                    end = k - 1 if k > 0 and buf[k - 1] == 13 else k
-                    yield bytes(buf[:end])
+                    yield bytes(buf[:k])
                     del buf[:]
                     return
-                keep = len(marker) + 2
+                if eof:
+                    raise malformed()
+                keep = len(marker) + 2  # a delimiter may start in the tail: keep it for the next round
                 if len(buf) > keep:
                     out = bytes(buf[: len(buf) - keep])
                     del buf[: len(buf) - keep]
@@ -269,9 +245,7 @@ class Uploads:
         """Turn complete bytes into a new file or a new revision of `file_id`; returns the row."""
         try:
             check_writable(meta, update=bool(file_id))
-            limit = self.server.limits.profile.storage_limit_bytes
-            if limit is not None and self.store.usage()[0] + size > limit:
-                raise errors.storage_quota_exceeded()
+            self._admit_storage(file_id, size)
             mime = _pick_mime(meta, media_mime)
             mtime = meta_time(meta, "modifiedTime")
             if file_id:
@@ -279,9 +253,9 @@ class Uploads:
                 if existing["mime_type"].startswith(GOOGLE_APPS):
                     text = _read_text(tmp)
                     _unlink(tmp)
-                    return self.server.apply_update(file_id, meta, query, doc_text=text)
+                    return self.service.apply_update(file_id, meta, query, doc_text=text)
                 content = self.store.adopt_content(tmp, size, digests)
-                return self.server.apply_update(
+                return self.service.apply_update(
                     file_id, meta, query, content=content, original_filename=meta.get("originalFilename")
                 )
             parents = meta.get("parents") or []
@@ -341,9 +315,10 @@ class Uploads:
                     raise ValueError
             except ValueError:
                 raise errors.bad_request("Invalid X-Upload-Content-Length.") from None
+            self._admit_storage(file_id, total)  # a declared size past the quota is refused up front
         upload_id = "AHxI1n" + secrets.token_urlsafe(60)
         t = now_ms()
-        life = self.server.limits.profile.upload_session_lifetime_s
+        life = self.service.limits.profile.upload_session_lifetime_s
         self.store.execute(
             """INSERT INTO upload_sessions (id, file_id, metadata, content_type, total, committed, created_ms, expires_ms)
                VALUES (?, ?, ?, ?, ?, 0, ?, ?)""",
@@ -360,7 +335,7 @@ class Uploads:
         open(self.store.uploads_dir / upload_id, "wb").close()
         params = [(k, v) for k, v in request.query.items() if k != "upload_id"]
         params.append(("upload_id", upload_id))
-        location = f"{self.server.base_url(request)}{request.path}?{urlencode(params)}"
+        location = f"{base_url(request)}{request.path}?{urlencode(params)}"
         return web.Response(
             status=200,
             headers={"Location": location, "X-GUploader-UploadID": upload_id, "Content-Length": "0"},
@@ -393,7 +368,7 @@ class Uploads:
             row = self.store.row(s["done_file_id"])
             if row is None:
                 raise errors.upload_session_not_found()
-            return self.server.file_response(request, row, request.query.get("fields"))
+            return self.service.file_response(request, row, request.query.get("fields"))
         committed = s["committed"]
         total = s["total"]
         cr = request.headers.get("Content-Range")
@@ -444,8 +419,7 @@ class Uploads:
         if new_total is not None and total is None:
             total = new_total
             self.store.execute("UPDATE upload_sessions SET total = ? WHERE id = ?", (total, upload_id))
-        if not self.server.limits.admit_upload_bytes(max(0, b + 1 - committed)):
-            raise errors.daily_upload_limit()
+        self.service.admit_upload_bytes(max(0, b + 1 - committed))
         skip = committed - a  # bytes of this chunk already committed: accept and drop them
         path = self.store.uploads_dir / upload_id
         entry = self._hashers.get(upload_id)
@@ -458,7 +432,7 @@ class Uploads:
             with open(path, "r+b") as f:
                 f.seek(committed)
                 f.truncate()
-                async for block in BodyReader(self.server, request).blocks():
+                async for block in BodyReader(self.service, request).blocks():
                     if skip > 0:
                         if len(block) <= skip:
                             skip -= len(block)
@@ -511,13 +485,11 @@ class Uploads:
         if hasher is not None and hashed == total:
             size, dig = total, hasher.digests()
         else:
-            from .store import hash_file
-
             size, dig = hash_file(path)
         meta = json.loads(s["metadata"])
         row = self.finish(s["file_id"], meta, s["content_type"], path, size, dig, request.query)
         self.store.execute("UPDATE upload_sessions SET done_file_id = ? WHERE id = ?", (row["id"], upload_id))
-        return self.server.file_response(request, row, request.query.get("fields"))
+        return self.service.file_response(request, row, request.query.get("fields"))
 
 
 def _boundary(ctype: str) -> str | None:
@@ -526,17 +498,6 @@ def _boundary(ctype: str) -> str | None:
         if k.strip().lower() == "boundary":
             return v.strip().strip('"')
     return None
-
-
-def meta_time(meta: dict, key: str) -> int | None:
-    """A time field of request metadata (RFC 3339) as ms, or None; a malformed one is Drive's 400."""
-    v = meta.get(key)
-    if v is None:
-        return None
-    try:
-        return to_ms(v)
-    except (TypeError, ValueError):
-        raise errors.invalid_value(key) from None
 
 
 def _read_text(path) -> str:

@@ -616,7 +616,8 @@ def test_cli_subprocess(tmp_path):
     creds = tmp_path / "creds.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "drivesync.emulator", "--data", str(tmp_path / "d"), "--port", "0",
-         "--credentials-out", str(creds), "--profile", "drive-like", "--token-lifetime", "120"],
+         "--credentials-out", str(creds), "--profile", "drive-like", "--token-lifetime", "120",
+         "--storage-limit", "5MB"],
         cwd=root, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -632,6 +633,10 @@ def test_cli_subprocess(tmp_path):
         assert r.status_code == 200
         prof = httpx.get(url + "/_emulator/profile").json()
         assert prof["name"] == "drive-like" and prof["requests_per_s"] == 200.0
+        assert prof["storage_limit_bytes"] == 5_000_000
+        about = httpx.get(url + "/drive/v3/about", params={"fields": "storageQuota/limit"},
+                          headers={"Authorization": f"Bearer {tok['access_token']}"}).json()
+        assert about == {"storageQuota": {"limit": "5000000"}}
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
