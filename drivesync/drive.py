@@ -6,6 +6,7 @@ and never decides about retries, concurrency or local files.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -93,6 +94,8 @@ class Drive:
         self.settings = settings
         self.api = settings.metadata_url
         self.upload_api = settings.upload_url
+        self._ids: list[str] = []
+        self._ids_lock: asyncio.Lock | None = None
 
     # -- metadata -------------------------------------------------------------------------------
 
@@ -127,11 +130,48 @@ class Drive:
     async def about(self, fields: str = "user(displayName,emailAddress),storageQuota") -> dict:
         return (await self.t.request("GET", f"{self.api}/about", params={"fields": fields})).json()
 
+    async def new_id(self) -> str:
+        """A file id from files.generateIds (fetched 100 at a time, one request for a hundred creates)."""
+        if self._ids_lock is None:
+            self._ids_lock = asyncio.Lock()
+        async with self._ids_lock:
+            if not self._ids:
+                reply = await self.t.request("GET", f"{self.api}/files/generateIds", params={
+                    "count": 100, "space": "drive", "type": "files"}, what="files.generateIds")
+                ids = reply.json().get("ids")
+                if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+                    raise DriveError(200, BAD_ANSWER, "files.generateIds answered no ids", what="files.generateIds")
+                self._ids = list(reversed(ids))
+            return self._ids.pop()
+
+    async def _create(self, metadata: dict, send) -> RemoteFile:
+        """Create a file under an id of our own, so that a retried create is idempotent: when the
+        server carried out a try whose answer was lost, the retry answers 409 and the file that try
+        made is ours (same id, name and parent) and is returned instead of a duplicate."""
+        meta = dict(metadata)
+        meta.setdefault("id", await self.new_id())
+        try:
+            return await send(meta)
+        except DriveError as exc:
+            if exc.status != 409:
+                raise
+            try:
+                existing = await self.get(meta["id"])
+            except DriveError:
+                raise exc from None
+            if existing.name != meta.get("name") or (meta.get("parents") and
+                                                    tuple(meta["parents"]) != existing.parents):
+                raise
+            return existing
+
     async def create_folder(self, name: str, parent_id: str) -> RemoteFile:
-        reply = await self.t.request("POST", f"{self.api}/files", params={"fields": FILE_FIELDS, "supportsAllDrives": True},
-                                     json={"name": name, "mimeType": FOLDER, "parents": [parent_id]},
-                                     write=True, what=f"create folder {name}")
-        return RemoteFile.from_json(reply.json())
+        async def send(meta: dict) -> RemoteFile:
+            reply = await self.t.request("POST", f"{self.api}/files",
+                                         params={"fields": FILE_FIELDS, "supportsAllDrives": True},
+                                         json=meta, write=True, what=f"create folder {name}")
+            return RemoteFile.from_json(reply.json())
+
+        return await self._create({"name": name, "mimeType": FOLDER, "parents": [parent_id]}, send)
 
     async def update(self, file_id: str, metadata: dict | None = None, *, add_parents: str | None = None,
                      remove_parents: str | None = None) -> RemoteFile:
@@ -167,6 +207,13 @@ class Drive:
 
     async def upload_multipart(self, metadata: dict, content: bytes, *, file_id: str | None = None,
                                mime_type: str = "application/octet-stream") -> RemoteFile:
+        """Metadata and content in one request: a new file (idempotent, see ``_create``) or, with
+        ``file_id``, a new revision of it (a PATCH, idempotent by nature)."""
+        if file_id is None:
+            return await self._create(metadata, lambda meta: self._multipart(meta, content, None, mime_type))
+        return await self._multipart(metadata, content, file_id, mime_type)
+
+    async def _multipart(self, metadata: dict, content: bytes, file_id: str | None, mime_type: str) -> RemoteFile:
         boundary = "drivesync-" + uuid.uuid4().hex
         body = b"".join([
             f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),

@@ -80,7 +80,16 @@ class DriveError(DrivesyncError):
 BAD_ANSWER = "badAnswer"
 
 
-class DriveUnreachable(DrivesyncError):
+class StopsTheRun(DrivesyncError):
+    """An error that would fail every other file of the run the same way: the run stops at once with
+    this one line instead of reporting it once per file."""
+
+
+class StorageFull(StopsTheRun):
+    """403 storageQuotaExceeded: the account's Drive is full; no upload can succeed."""
+
+
+class DriveUnreachable(StopsTheRun):
     """Drive kept failing (no connection, 5xx, unreadable answers) for longer than ``give_up_after``
     seconds without any progress: the whole run stops with one line naming the host and the last error."""
 
@@ -120,6 +129,8 @@ def classify(status: int, reason: str = "") -> Action:
         if reason in RATE_LIMIT_REASONS:
             return Action.RETRY
         return Action.FAIL
+    if status == 501:
+        return Action.FAIL  # not implemented: asking again changes nothing
     if status >= 500:
         return Action.RETRY
     return Action.FAIL

@@ -138,6 +138,22 @@ class Pusher:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
+    def _remember(self, parent_id: str, item: RemoteFile) -> None:
+        """Put a file or folder we just made (or gave a new revision) into the parent's cached listing.
+
+        The cache at this moment, not the one read before the upload began: a failure elsewhere may have
+        dropped it meanwhile (and a re-list may not have seen this item yet), and a stale copy would make
+        the next push of the same name create a twin."""
+        current = self._listings.get(parent_id)
+        if current is None:
+            return          # not cached: the next listing reads it from Drive
+        same = current.setdefault(item.name, [])
+        for i, c in enumerate(same):
+            if c.id == item.id:
+                same[i] = item
+                return
+        same.append(item)
+
     async def listing(self, folder_id: str, *, refresh: bool = False) -> dict[str, list[RemoteFile]]:
         async with self._lock("list:" + folder_id):
             if refresh or folder_id not in self._listings:
@@ -172,7 +188,7 @@ class Pusher:
                 return None
             else:
                 created = await self.drive.create_folder(name, parent_id)
-                children.setdefault(name, []).append(created)
+                self._remember(parent_id, created)
                 self._listings[created.id] = {}
                 folder_id = created.id
             self._folders[rel_dir] = folder_id
@@ -220,10 +236,7 @@ class Pusher:
                 # The create may have landed on Drive without our hearing of it: list again next time.
                 self._listings.pop(parent_id, None)
             raise
-        if existing is None:
-            children.setdefault(name, []).append(remote)
-        else:
-            children[name] = [remote if c.id == remote.id else c for c in same_name]
+        self._remember(parent_id, remote)
         self._record(path, remote, remote.md5, st)
         return "done", remote
 

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
-from .errors import AuthError, DriveUnreachable
+from .errors import AuthError, StopsTheRun
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Transfers:
             self.emit(Event("start", job.path, total=job.size))
             try:
                 result = await job.run(JobContext(self, job.path))
-            except (asyncio.CancelledError, AuthError, DriveUnreachable):
+            except (asyncio.CancelledError, AuthError, StopsTheRun):
                 raise  # credentials or a Drive that fail for one file fail for all: stop the run with one message
             except Exception as exc:  # one file's failure is reported, the rest go on
                 self.emit(Event("fail", job.path, total=job.size, message=str(exc)))

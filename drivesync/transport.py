@@ -27,7 +27,8 @@ import aiohttp
 from . import answers
 from .auth import Authorizer
 from .config import Settings
-from .errors import BAD_ANSWER, Action, DriveError, DriveUnreachable, TransferInterrupted, classify, hint_for
+from .errors import (BAD_ANSWER, Action, DriveError, DriveUnreachable, StorageFull, TransferInterrupted, classify,
+                     hint_for)
 from .pacer import Pacer, backoff_delay
 
 log = logging.getLogger("drivesync.transport")
@@ -142,6 +143,9 @@ class _Tries:
             await t.authorizer.refresh_after_401(token)
             return
         if action is not Action.RETRY:
+            if error.reason == "storageQuotaExceeded":
+                raise StorageFull(f"Drive is full: {error.describe()}; free space on Drive (empty the trash) "
+                                  "or add storage, then run the same command again")
             hint = hint_for(error)
             if hint:
                 error.args = (f"{error.args[0]}: {hint}",)
