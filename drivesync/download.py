@@ -184,6 +184,9 @@ class Counters:
 
     bytes: int = 0
     retries: int = 0
+    #: Media bytes read from the network: ``bytes`` plus whatever was fetched and not kept (a server
+    #: that ignored Range, streams abandoned, bodies fetched again after a failed check).
+    received: int = 0
     #: Files Drive gave no md5Checksum for, verified by X-Goog-Hash (md5 or crc32c) instead.
     by_goog_hash: int = 0
     #: Files with no hash at all, verified by their size only.
@@ -445,6 +448,7 @@ class Downloader:
                             chunk = await content.readany()
                             if not chunk:
                                 break
+                            self.counters.received += len(chunk)
                             if skip:
                                 if len(chunk) <= skip:
                                     skip -= len(chunk)

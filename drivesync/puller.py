@@ -49,6 +49,7 @@ class PullResult:
     deleted: int = 0
     filtered: int = 0                # left out by --include/--exclude
     bytes: int = 0                   # content bytes received
+    bytes_received: int = 0          # media bytes read from the network (more than bytes when some were not kept)
     seconds: float = 0.0
     retries: int = 0                 # request-level and mid-stream retries
     requests: int = 0
@@ -170,6 +171,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         result.verified_by_size_only = counters.size_only
         result.range_ignored = counters.range_ignored
     result.bytes = counters.bytes
+    result.bytes_received = counters.received
     result.seconds = time.monotonic() - started
     return result
 

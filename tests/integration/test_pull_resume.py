@@ -78,8 +78,12 @@ def test_sigkill_mid_file_then_resume(emulator, tmp_path):
     assert not [n for n in os.listdir(out) if n.endswith(".drivesync-partial")]
     stats = emu.stats()
     missing = 24 * MiB - kept
-    # Only what was missing came over the wire (plus listing JSON and the unfinished small files).
-    assert stats["bytes_sent"] <= missing + 64 * 1024, (stats["bytes_sent"], missing)
+    # Only what was missing came over the wire (plus listing JSON and the unfinished small files),
+    # except where the server ignored Range (google-like): such an answer carries the file from byte 0,
+    # and the streams already under way may have been sent their range too.
+    ignored = stats.get("frontend", {}).get("range_ignored", 0)
+    allowance = ignored * (24 + 4 * 2) * MiB
+    assert stats["bytes_sent"] <= missing + 64 * 1024 + allowance, (stats["bytes_sent"], missing, ignored)
     assert summary["bytes"] <= missing + 100
     media = stats["by_kind"].get("media", 0)
-    assert media <= -(-missing // (2 * MiB)) + 4 + (5 - len(finished_before))
+    assert media <= -(-missing // (2 * MiB)) + 4 + (5 - len(finished_before)) + ignored

@@ -22,9 +22,9 @@ FAST = dict(backoff_base=0.01, backoff_cap=0.05, write_tps=1000.0, write_burst=1
 
 
 @pytest.fixture
-def emu(tmp_path, monkeypatch):
+def emu(tmp_path, monkeypatch, emulator_profile):
     monkeypatch.setenv("DRIVESYNC_STATE_DIR", str(tmp_path / "state"))
-    with Emulator(tmp_path / "emu") as e:
+    with Emulator(tmp_path / "emu", profile=emulator_profile) as e:
         yield e
 
 
