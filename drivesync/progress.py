@@ -116,13 +116,18 @@ def summary_line(result, verb: str = "pulled") -> str:
     parts[0] += f" ({', '.join(extra)})"
     parts.append(f"{human_bytes(result.bytes)} in {result.seconds:.1f} s = {result.mb_per_s:.1f} MB/s")
     parts.append(f"{result.retries} retries")
-    checks = []
-    if getattr(result, "verified_by_goog_hash", 0):
-        checks.append(f"{result.verified_by_goog_hash} verified by X-Goog-Hash (Drive gave no md5Checksum)")
-    if getattr(result, "verified_by_size_only", 0):
-        checks.append(f"{result.verified_by_size_only} verified by size only (Drive gave no checksum)")
-    if getattr(result, "list_rechecks", 0):
-        checks.append(f"{result.list_rechecks} extra listing requests to confirm empty batched answers")
-    if getattr(result, "range_ignored", 0):
-        checks.append(f"{result.range_ignored} files fetched as one stream (the server ignored Range)")
-    return "; ".join([", ".join(parts)] + checks)
+    return "; ".join([", ".join(parts)] + odd_answer_notes(result))
+
+
+#: What a summary says about a server's odd answers: (result attribute, what it counts).
+_ODD_ANSWERS = (
+    ("verified_by_goog_hash", "verified by X-Goog-Hash (Drive gave no md5Checksum)"),
+    ("verified_by_size_only", "verified by size only (Drive gave no checksum)"),
+    ("list_rechecks", "extra listing requests to confirm empty batched answers"),
+    ("range_ignored", "files fetched as one stream (the server ignored Range)"),
+)
+
+
+def odd_answer_notes(result) -> list[str]:
+    """'2 verified by size only (Drive gave no checksum)', ... for the counts a pull or push result has."""
+    return [f"{getattr(result, name)} {what}" for name, what in _ODD_ANSWERS if getattr(result, name, 0)]

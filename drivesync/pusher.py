@@ -66,11 +66,9 @@ class PushResult:
             text += f", {len(self.deleted)} trashed"
         if self.failed:
             text += f", {len(self.failed)} failed"
-        if self.verified_by_goog_hash:
-            text += f"; {self.verified_by_goog_hash} verified by X-Goog-Hash (Drive gave no md5Checksum)"
-        if self.verified_by_size_only:
-            text += f"; {self.verified_by_size_only} verified by size only (Drive gave no checksum)"
-        return text
+        from .progress import odd_answer_notes
+
+        return "; ".join([text] + odd_answer_notes(self))
 
 
 def default_remote(local: str) -> str:

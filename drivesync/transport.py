@@ -102,7 +102,7 @@ def describe_connection_error(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = getattr(exc, "os_error", None)
         errno_ = getattr(os_error, "errno", None)
-        text = getattr(os_error, "strerror", None) or (os.strerror(errno_) if errno_ else "") or "cannot connect"
+        text = (os.strerror(errno_) if errno_ else "") or getattr(os_error, "strerror", None) or "cannot connect"
         return text[0].lower() + text[1:]
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection"

@@ -32,7 +32,8 @@ from .auth import Auth, OAuthError
 from .frontend import FrontEnd, goog_hash
 from .limits import Limits, Profile, TokenBucket
 from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, USER_EMAIL, Store, rfc3339
-from .service import JSON_TYPE, Service, base_url, check_writable, compile_fields, meta_time, parse_json_body, unmatched
+from .service import (JSON_TYPE, Service, base_url, check_writable, compile_fields, meta_time, parse_json_body,
+                      parse_page_size, unmatched)
 from .uploads import Uploads
 
 SEND_CHUNK = 1024 * 1024
@@ -56,6 +57,7 @@ class Stats:
         self.rate_limited = 0
         self.write_limited = 0
         self.injected_errors = 0
+        self.clients_gone = 0
         self.cut_connections = 0
         self.frontend: Counter = Counter()  # what frontend.py did: gzip, html_502, json_cut_drop, ...
 
@@ -71,6 +73,7 @@ class Stats:
             "rate_limited": self.rate_limited,
             "write_limited": self.write_limited,
             "injected_errors": self.injected_errors,
+            "clients_gone": self.clients_gone,
             "cut_connections": self.cut_connections,
             "frontend": dict(self.frontend),
         }
@@ -386,17 +389,7 @@ class EmulatorServer:
         except qlang.QueryError:
             raise errors.invalid_query() from None
         where, params = qlang.to_sql(node, root_id=self.store.root_id, user_email=USER_EMAIL)
-        page_size = 100
-        if q.get("pageSize"):
-            try:
-                page_size = int(q["pageSize"])
-            except ValueError:
-                raise errors.invalid_value("pageSize") from None
-            if page_size < 1:
-                raise errors.invalid_value(
-                    "pageSize", f"Invalid value '{page_size}'. Values must be within the range: [1, 1000]"
-                )
-            page_size = min(page_size, 1000)
+        page_size = parse_page_size(q, 100)
         offset = 0
         token = q.get("pageToken")
         if token:
@@ -594,16 +587,21 @@ class EmulatorServer:
                 await resp.write_eof()
                 return resp
             transport = request.transport
-            if not buckets and cut is None and transport is not None and request.method == "GET":
-                loop = asyncio.get_running_loop()
-                try:
-                    await loop.sendfile(transport, f, start, count)
-                    self.stats.bytes_sent += count
-                    await resp.write_eof()
-                    return resp
-                except NotImplementedError:
-                    pass
-            await self._paced_send(request, resp, f.fileno(), start, count, buckets, cut)
+            try:
+                if not buckets and cut is None and transport is not None and request.method == "GET":
+                    loop = asyncio.get_running_loop()
+                    try:
+                        await loop.sendfile(transport, f, start, count)
+                        self.stats.bytes_sent += count
+                        await resp.write_eof()
+                        return resp
+                    except NotImplementedError:
+                        pass
+                await self._paced_send(request, resp, f.fileno(), start, count, buckets, cut)
+            except ConnectionError:
+                # The client hung up mid-body (a stream it no longer needs): normal, not a server error.
+                # A sendfile cut short is not counted in bytes_sent (how much left is unknown).
+                self.stats.clients_gone += 1
             return resp
 
     async def revision_media(self, request: web.Request, fid: str, rev_id: str) -> web.StreamResponse:

@@ -134,6 +134,21 @@ def unmatched(http_method: str, path: str) -> errors.DriveError:
     return errors.no_such_method(http_method, "/drive/v3/" + path)
 
 
+def parse_page_size(q, default: int) -> int:
+    """``pageSize`` as Drive reads it: 1..1000, larger values coerced to 1000, else 400 invalid."""
+    if not q.get("pageSize"):
+        return default
+    try:
+        page_size = int(q["pageSize"])
+    except ValueError:
+        raise errors.invalid_value("pageSize") from None
+    if page_size < 1:
+        raise errors.invalid_value(
+            "pageSize", f"Invalid value '{page_size}'. Values must be within the range: [1, 1000]"
+        )
+    return min(page_size, 1000)
+
+
 def _page_offset(token: str | None) -> int:
     if not token:
         return 0
@@ -286,17 +301,7 @@ class Service:
     def revisions_list(self, fid: str, q) -> dict:
         sel = compile_fields(q.get("fields"), "RevisionList", "revisions")
         row = self._revisable(fid)
-        page_size = 200
-        if q.get("pageSize"):
-            try:
-                page_size = int(q["pageSize"])
-            except ValueError:
-                raise errors.invalid_value("pageSize") from None
-            if page_size < 1:
-                raise errors.invalid_value(
-                    "pageSize", f"Invalid value '{page_size}'. Values must be within the range: [1, 1000]"
-                )
-            page_size = min(page_size, 1000)
+        page_size = parse_page_size(q, 200)
         offset = _page_offset(q.get("pageToken"))
         revs = self.store.revisions(row["id"])
         page = revs[offset:offset + page_size]
