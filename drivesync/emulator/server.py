@@ -237,6 +237,8 @@ class EmulatorServer:
                 kind, resp = await self.drive(request, path)
         except errors.DriveError as e:
             resp = self.error_response(e)
+        if request.get("client_gone"):
+            return resp     # counted in clients_gone only: no answer reached the client
         self.stats.by_kind[kind] += 1
         self.stats.by_status[resp.status] += 1
         return resp
@@ -599,9 +601,11 @@ class EmulatorServer:
                         pass
                 await self._paced_send(request, resp, f.fileno(), start, count, buckets, cut)
             except ConnectionError:
-                # The client hung up mid-body (a stream it no longer needs): normal, not a server error.
-                # A sendfile cut short is not counted in bytes_sent (how much left is unknown).
+                # The client hung up mid-body (a stream it no longer needs, or a killed process): normal,
+                # not a server error, and not counted as an answer (by_kind/by_status), as before. A sendfile
+                # cut short is not counted in bytes_sent either (how much left is unknown).
                 self.stats.clients_gone += 1
+                request["client_gone"] = True
             return resp
 
     async def revision_media(self, request: web.Request, fid: str, rev_id: str) -> web.StreamResponse:
