@@ -16,6 +16,7 @@ _EXPORTS = {
     "pull": "drivesync.puller",
     "PullResult": "drivesync.puller",
     "pull_async": "drivesync.puller",
+    "latest_checkpoint": "drivesync.puller",
     "push": "drivesync.pusher",
     "PushResult": "drivesync.pusher",
     "push_async": "drivesync.pusher",

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from . import names
+from . import names, restore
 from .config import Settings, from_environment
 from .download import Counters, Downloader, Exporter
 from .errors import DrivesyncError, UsageError
@@ -60,6 +60,7 @@ class PullResult:
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
     plan: list[str] = field(default_factory=list)   # with dry_run: what would happen
+    latest: list[str] = field(default_factory=list)  # with latest=True: the checkpoints restored
 
     @property
     def ok(self) -> bool:
@@ -116,9 +117,12 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                      filter: Filter | None = None, dry_run: bool = False, delete: bool = False,
                      skip_gdocs: bool = False, export_formats: str | Iterable[str] | None = None,
                      progress: bool = False, subscribers: Iterable = (), journal: Journal | None = None,
-                     authorizer=None, **setting_overrides) -> PullResult:
+                     authorizer=None, latest: bool = False, **setting_overrides) -> PullResult:
     """The coroutine behind ``pull``; see the module docstring. ``setting_overrides`` are Settings fields
-    (``transfers=16``, ``api_url=...``)."""
+    (``transfers=16``, ``api_url=...``). ``latest=True``: REMOTE is a folder of checkpoints; bring only
+    the newest checkpoint of each numbered series and what carries no step (restore.py)."""
+    if latest and delete:
+        raise UsageError("--latest and --delete do not go together (older checkpoints are not gone from Drive)")
     started = time.monotonic()
     settings = _settings(settings, setting_overrides)
     formats = parse_export_formats(export_formats)
@@ -133,6 +137,10 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         item = await resolve(drive, remote)
         target = os.path.abspath(local if local else default_local(remote, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
+        if latest:
+            if not item.is_folder:
+                raise UsageError(f"--latest needs a folder of checkpoints; {remote} is a file")
+            result.latest = _keep_latest(tree)
         if item.is_folder:
             root = target
             if os.path.lexists(root) and not os.path.isdir(root):
@@ -174,6 +182,37 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     result.bytes_received = counters.received
     result.seconds = time.monotonic() - started
     return result
+
+
+def _keep_latest(tree) -> list[str]:
+    """Cut ``tree`` down to what ``--latest`` restores; returns the numbered checkpoints kept."""
+    top = lambda path: path.split("/", 1)[0]   # noqa: E731
+    names = {top(e.path) for e in tree.entries + tree.skipped_docs}
+    keep = restore.latest(names)
+    tree.entries = [e for e in tree.entries if top(e.path) in keep]
+    tree.skipped_docs = [e for e in tree.skipped_docs if top(e.path) in keep]
+    return sorted((n for n in keep if restore.step_of(n) is not None), key=restore.natural_key)
+
+
+async def latest_checkpoint_async(remote: str, *, settings: Settings | None = None, credentials: str | None = None,
+                                  impersonate: str | None = None, authorizer=None, **setting_overrides) -> str | None:
+    """The Drive path of the newest checkpoint in the folder ``remote`` (``run42/ckpt/checkpoint-1500``),
+    or None when it holds no numbered checkpoint."""
+    settings = _settings(settings, setting_overrides)
+    async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
+        item = await resolve(drive, remote)
+        if not item.is_folder:
+            raise UsageError(f"{remote} is a file, not a folder of checkpoints")
+        tree = await walk(drive, item, settings, recursive=False)
+    name = restore.newest(e.path for e in tree.entries + tree.skipped_docs)
+    if name is None:
+        return None
+    return f"{remote.rstrip('/')}/{name}" if remote.strip("/") else name
+
+
+def latest_checkpoint(remote: str, **options) -> str | None:
+    """``drivesync.latest_checkpoint("run42/checkpoints")`` -> 'run42/checkpoints/checkpoint-1500' or None."""
+    return run_sync(latest_checkpoint_async(remote, **options))
 
 
 async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, counters: Counters,

@@ -47,6 +47,9 @@ def register(subparsers, name: str) -> None:
     p.add_argument("--exclude", action=_FilterRule, const=False, metavar="GLOB", dest="filter_rules",
                    help="leave out files matching GLOB (repeatable; rules apply in the order given)")
     p.add_argument("--dry-run", action="store_true", help="print what would happen, write nothing")
+    p.add_argument("--latest", action="store_true",
+                   help="REMOTE is a folder of checkpoints: bring the newest one (by step) and the files "
+                        "that carry no step, nothing older")
     p.add_argument("--delete", action="store_true", help="remove local files under LOCAL that are gone from Drive")
     p.add_argument("--skip-gdocs", action="store_true", help="leave Google Docs/Sheets/Slides out")
     p.add_argument("--export-formats", metavar="LIST",
@@ -77,7 +80,7 @@ def run_pull(args) -> int:
     result = pull(args.remote, args.local, settings=settings, credentials=args.credentials,
                   impersonate=args.impersonate,
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
-                  skip_gdocs=args.skip_gdocs, export_formats=args.export_formats,
+                  skip_gdocs=args.skip_gdocs, export_formats=args.export_formats, latest=args.latest,
                   progress=not (args.quiet or args.json or args.dry_run))
     if args.dry_run and not args.json:
         for line in result.plan:
@@ -85,6 +88,8 @@ def run_pull(args) -> int:
     for warning in result.warnings:
         if not args.quiet:
             print(f"warning: {warning}", file=sys.stderr)
+    if args.latest and not args.json and not args.quiet:
+        print(f"latest: {', '.join(result.latest) or 'no numbered checkpoint on Drive'}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     elif not args.quiet or result.failed:
@@ -107,8 +112,10 @@ def run_ls(args) -> int:
             return await walk(drive, item, settings, recursive=args.recursive)
 
     tree = asyncio.run(go())
+    from ..restore import natural_key
+
     entries = tree.entries + tree.skipped_docs
-    entries.sort(key=lambda e: e.path)
+    entries.sort(key=lambda e: [natural_key(part) for part in e.path.split("/")])
     for e in entries:
         path = e.path + ("/" if e.kind == "folder" else "")
         if args.long:
