@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .completion import is_temporary
 from .config import Settings, from_environment
 from .drive import Drive, RemoteFile, quote
 from .errors import DriveError, DrivesyncError, NotAFolder, UsageError
@@ -119,8 +120,6 @@ class Pusher:
 
     def wanted(self, rel: str) -> bool:
         """Is this path (relative, '/'-separated) ever uploaded? Temporary names and excludes are not."""
-        from .watcher import is_temporary
-
         if any(is_temporary(part) for part in rel.split("/")):
             return False
         return self.filter.wants(rel)

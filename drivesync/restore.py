@@ -8,7 +8,8 @@ without a step, and nothing older. A series is the name with its numbers blanked
 their newest. Hidden names (a leading '.') are never checkpoints: that is where uploads are staged.
 Shard names (``model-00001-of-00004.safetensors``) are parts of one checkpoint, not steps.
 
-Pure: names in, names out; puller.py applies it to a listed tree.
+``to_prune`` is the same rule the other way round: what ``push --watch --keep-last N`` trashes on Drive.
+Pure: names in, names out; puller.py and watcher.py apply it.
 """
 from __future__ import annotations
 
@@ -88,6 +89,21 @@ def _position(name: str) -> int:
     if epoch:
         return int(epoch.group(1))
     return int(_DIGITS.findall(name)[-1])
+
+
+def to_prune(names: Iterable[str], keep_last: int) -> list[str]:
+    """What ``push --watch --keep-last N`` trashes: in each numbered series, all but the N newest.
+    Names without a step (``last.ckpt``, logs, shards) and hidden names are never pruned."""
+    by_series: dict[str, list[tuple[tuple[int, ...], tuple, str]]] = {}
+    for name in names:
+        step = step_of(name)
+        if step is not None:
+            by_series.setdefault(series_of(name), []).append((step, natural_key(name), name))
+    out = []
+    for members in by_series.values():
+        members.sort(reverse=True)
+        out.extend(name for _, _, name in members[keep_last:])
+    return sorted(out, key=natural_key)
 
 
 def newest(names: Iterable[str]) -> str | None:

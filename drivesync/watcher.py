@@ -1,19 +1,16 @@
-"""``push --watch``: file-system events -> "this checkpoint is complete" -> upload queue.
+"""``push --watch``: complete checkpoints -> upload queue -> Drive, on the watcher's own threads.
 
-Two layers:
+Three modules, imported one way (watcher -> observer -> completion; pusher -> completion):
 
-* The rules (pure, fake-clock tested): ``is_temporary`` names, and ``CompletionTracker``, which turns
-  observations (created / modified / closed / moved / deleted, with a timestamp) into items that are
-  complete. A file directly in the watched folder is complete when it is closed after writing
-  (inotify IN_CLOSE_WRITE), renamed into place, or unchanged for ``settle`` seconds. A file inside a
-  sub-folder belongs to that folder (a Hugging Face ``checkpoint-500/`` written file by file): the
-  folder is complete when it is renamed into place (``tmp-checkpoint-500`` -> ``checkpoint-500``),
-  when its ``complete_marker`` file is closed, or when nothing in it changed for ``settle`` seconds.
-  Temporary names (``*.tmp``, ``tmp-*``, ``*.part``, editor swap files, ``--exclude``) never count.
-* ``Watcher``: an observer thread (watchdog's InotifyObserver, or polling where inotify is missing or
-  ``poll=True``) feeds the tracker on an asyncio loop in a background thread; complete items go to an
-  upload queue run by push.Pusher. A newer complete version of an item supersedes (cancels) its upload
-  in flight; upload.py guarantees a cancelled or overtaken upload never becomes a Drive revision.
+* completion.py: the rules (pure): temporary names, ``CompletionTracker`` (observations -> "this file /
+  checkpoint folder is complete"), settle and marker rules, which checkpoints ``--keep-last`` drops.
+* observer.py: watchdog's InotifyObserver, or polling where inotify is missing, the folder is on a
+  network file system, or ``poll=True``; OS events -> observations handed to a callback.
+* here, ``Watcher``: the observer thread feeds the tracker on an asyncio loop in a background thread;
+  complete items go to an upload queue run by pusher.Pusher. A newer complete version of an item
+  supersedes (cancels) its upload in flight; upload.py guarantees a cancelled or overtaken upload never
+  becomes a Drive revision. Failed uploads are tried again (``max_attempts``), ``--keep-last`` trashes
+  old checkpoints, ``--delete`` mirrors removals, and the status file says where things stand.
   ``flush()`` blocks until everything complete so far is on Drive; ``watch()`` is the context manager.
 
 What it must never do: upload a temporary name or a file still being written, block the training
@@ -23,235 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import json
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+
+from .completion import DEFAULT_SETTLE_S, CompletionTracker, Ready
+from .restore import to_prune
+from .observer import FileSystemObserver
 
 log = logging.getLogger("drivesync.watch")
-
-#: Names that are never a finished file: writers' temporaries, partial downloads, editor swap files.
-TEMPORARY_PATTERNS = (
-    "*.tmp", "*.tmp.*", "*.temp", "tmp-*", "*.part", "*.partial", "*.crdownload", "*.drivesync-partial",
-    "*.swp", "*.swo", "*.swx", ".*.sw?", "*~", ".#*", "#*#", "4913", ".~lock.*", ".nfs*",
-)
-_TEMPORARY_RE = re.compile("|".join(fnmatch.translate(p) for p in TEMPORARY_PATTERNS))
-
-DEFAULT_SETTLE_S = 15.0
-
-
-def is_temporary(name: str) -> bool:
-    """Is this one path element a temporary name (never uploaded)?"""
-    return bool(_TEMPORARY_RE.match(name.rstrip("/")))
-
-
-# ------------------------------------------------------------------------------------------------
-# Rules: pure, driven by observations and a clock passed in.
-# ------------------------------------------------------------------------------------------------
-
-CREATED, MODIFIED, CLOSED, MOVED_TO, MOVED_FROM, DELETED = "created", "modified", "closed", "moved_to", "moved_from", "deleted"
-
-
-@dataclass(frozen=True)
-class Ready:
-    """An item that became complete: a file ('file'), a checkpoint folder ('dir'), or a removal ('delete')."""
-
-    key: str            # 'last.ckpt' or 'checkpoint-500/' (folders end with '/')
-    rel: str            # path relative to the watched folder, '/'-separated, without trailing '/'
-    kind: str
-    since: float        # when it became complete (clock of the caller)
-    reason: str = ""
-
-
-@dataclass
-class _Pending:
-    rel: str
-    kind: str
-    deadline: float
-    first_seen: float
-
-
-class CompletionTracker:
-    """Observations in, complete items out. Not thread-safe: one owner (the watcher's loop)."""
-
-    def __init__(self, *, settle: float = DEFAULT_SETTLE_S, complete_marker: str | None = None,
-                 wanted=None, mirror_deletes: bool = False):
-        self.settle = settle
-        self.complete_marker = complete_marker
-        self.marker_settle = min(settle, 2.0)
-        self._wanted = wanted or (lambda rel: not any(is_temporary(p) for p in rel.split("/")))
-        self.mirror_deletes = mirror_deletes
-        self._pending: dict[str, _Pending] = {}
-        self._ready: dict[str, Ready] = {}
-        self._renamed: dict[str, float] = {}     # folder key -> when it was renamed into place
-
-    # -- what belongs to what ----------------------------------------------------------------------
-
-    @staticmethod
-    def item_of(rel: str, is_dir: bool = False) -> tuple[str, str, str]:
-        """(key, rel, kind) of the item a path belongs to: its own file at the top level, else its folder."""
-        rel = rel.strip("/")
-        if is_dir:
-            return rel + "/", rel, "dir"
-        parent, _, _ = rel.rpartition("/")
-        if parent:
-            return parent + "/", parent, "dir"
-        return rel, rel, "file"
-
-    def wanted(self, rel: str, is_dir: bool = False) -> bool:
-        rel = rel.strip("/")
-        return bool(rel) and self._wanted(rel + ("/" if is_dir else ""))
-
-    # -- observations ------------------------------------------------------------------------------
-
-    def observe(self, kind: str, rel: str, now: float, *, is_dir: bool = False) -> None:
-        rel = rel.strip("/")
-        if not rel or not self.wanted(rel, is_dir):
-            return
-        if kind in (DELETED, MOVED_FROM):
-            self._gone(rel, now, is_dir)
-            return
-        if is_dir:
-            if kind == MOVED_TO:
-                # A whole folder renamed into place: complete now (and any folder containing it changed).
-                self._complete(rel + "/", rel, "dir", now, "renamed into place")
-                self._renamed[rel + "/"] = now
-                self._touch_parent(rel, now)
-            elif kind == CREATED and "/" in rel:
-                self._touch_parent(rel, now)
-            return
-        key, item_rel, item_kind = self.item_of(rel)
-        name = rel.rpartition("/")[2]
-        if item_kind == "file":
-            if kind in (CLOSED, MOVED_TO):
-                self._complete(key, item_rel, "file", now, "closed" if kind == CLOSED else "renamed into place")
-            else:
-                self._settle(key, item_rel, "file", now)
-            return
-        # A file inside a checkpoint folder.
-        renamed_at = self._renamed.get(key)
-        if renamed_at is not None and kind == MOVED_TO and now - renamed_at <= 2.0:
-            return   # the per-file echoes of the folder's own rename
-        if self.complete_marker and name == self.complete_marker:
-            if kind in (CLOSED, MOVED_TO):
-                self._complete(key, item_rel, "dir", now, f"{name} appeared")
-                return
-            self._settle(key, item_rel, "dir", now, self.marker_settle)
-            return
-        if key in self._ready and self._ready[key].kind == "dir":
-            # More writes after it was declared complete: wait for them to settle too.
-            del self._ready[key]
-        self._settle(key, item_rel, "dir", now)
-
-    def _touch_parent(self, rel: str, now: float) -> None:
-        parent = rel.rpartition("/")[0]
-        if parent:
-            key, item_rel, _ = self.item_of(parent, is_dir=True)
-            self._settle(key, item_rel, "dir", now)
-
-    def _settle(self, key: str, rel: str, kind: str, now: float, wait: float | None = None) -> None:
-        wait = self.settle if wait is None else wait
-        pending = self._pending.get(key)
-        if pending is None:
-            self._pending[key] = _Pending(rel, kind, now + wait, now)
-        else:
-            pending.deadline = now + wait
-
-    def _complete(self, key: str, rel: str, kind: str, now: float, reason: str) -> None:
-        self._pending.pop(key, None)
-        self._ready[key] = Ready(key, rel, kind, now, reason)
-
-    def _gone(self, rel: str, now: float, is_dir: bool) -> None:
-        key, item_rel, item_kind = self.item_of(rel, is_dir)
-        if is_dir or item_kind == "file":
-            self._pending.pop(key, None)
-            self._ready.pop(key, None)
-            for k in [k for k in self._pending if k.startswith(key)] if is_dir else []:
-                del self._pending[k]
-            if self.mirror_deletes:
-                self._ready["-" + key] = Ready("-" + key, item_rel, "delete", now, "deleted locally")
-            if "/" in item_rel and is_dir:
-                self._touch_parent(item_rel, now)
-            return
-        # One file of a checkpoint folder removed: the folder changed.
-        self._settle(key, item_rel, "dir", now)
-        if self.mirror_deletes:
-            self._ready["-" + rel] = Ready("-" + rel, rel, "delete", now, "deleted locally")
-
-    # -- questions ---------------------------------------------------------------------------------
-
-    def due(self, now: float) -> list[Ready]:
-        """Items complete at ``now`` (each handed out once), oldest first."""
-        for key, pending in list(self._pending.items()):
-            if pending.deadline <= now:
-                del self._pending[key]
-                self._ready[key] = Ready(key, pending.rel, pending.kind, pending.deadline, "settled")
-        out = sorted(self._ready.values(), key=lambda r: r.since)
-        self._ready.clear()
-        return out
-
-    def next_deadline(self) -> float | None:
-        if self._ready:
-            return 0.0
-        return min((p.deadline for p in self._pending.values()), default=None)
-
-    def complete_all(self, now: float) -> None:
-        """flush: whatever is settling is declared complete now (the caller says writing is over)."""
-        for key, pending in list(self._pending.items()):
-            del self._pending[key]
-            self._ready[key] = Ready(key, pending.rel, pending.kind, now, "flush")
-
-    @property
-    def pending(self) -> list[str]:
-        return sorted(self._pending)
-
-
-#: File systems where inotify misses writes made elsewhere (or sees nothing at all): poll instead.
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse", "fuse.", "ceph", "glusterfs", "lustre",
-              "gcsfuse", "afs", "davfs")
-
-
-def network_filesystem(path: str, mounts_file: str = "/proc/mounts") -> str | None:
-    """The type of the file system holding ``path`` if it is a network/FUSE one (e.g. a Drive mount)."""
-    try:
-        with open(mounts_file, encoding="utf-8") as fh:
-            mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
-    except OSError:
-        return None
-    path = os.path.realpath(path)
-    best, best_type = "", None
-    for mount_point, fs_type in mounts:
-        mount_point = mount_point.replace("\\040", " ")
-        if (path == mount_point or path.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
-            best, best_type = mount_point, fs_type
-    if best_type and any(best_type == t or (t.endswith(".") and best_type.startswith(t)) for t in NETWORK_FS):
-        return best_type
-    return None
-
-
-_NUMBER_RE = re.compile(r"(\d+)")
-
-
-def checkpoint_step(name: str) -> int | None:
-    """The step a checkpoint's name carries: the last number in it ('checkpoint-500' -> 500,
-    'epoch=3-step=1200.ckpt' -> 1200); None for names without numbers ('last.ckpt': never pruned)."""
-    stem = name.rstrip("/")
-    for suffix in (".ckpt", ".pt", ".pth", ".safetensors", ".bin"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-    numbers = _NUMBER_RE.findall(stem)
-    return int(numbers[-1]) if numbers else None
-
-
-def to_prune(names: Iterable[str], keep_last: int) -> list[str]:
-    """Which of these top-level names --keep-last N removes: all numbered checkpoints but the N highest."""
-    numbered = sorted(((checkpoint_step(n), n) for n in names if checkpoint_step(n) is not None), reverse=True)
-    return [n for _, n in numbered[keep_last:]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,87 +206,28 @@ class Watcher:
             age = wall - mtime
             if age < self.options.settle:
                 # Written moments ago: it may still be being written. Let it settle like any change.
-                self.tracker._settle(key, item_rel, kind, now, self.options.settle - age)
+                self.tracker.settle_later(key, item_rel, kind, now, self.options.settle - age)
             else:
                 self._enqueue(Ready(key, item_rel, kind, now, "initial push"))
 
     def _start_observer(self) -> None:
-        from watchdog.events import FileSystemEventHandler
-
-        watcher = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):
-                watcher._on_fs_event(event)
-
-        observer = None
-        network = network_filesystem(self.local)
-        if network:
-            log.info("%s is on a %s file system: inotify does not see remote writes there; polling", self.local, network)
-        if not self.options.poll and not network:
-            try:
-                from watchdog.observers.inotify import InotifyObserver
-
-                observer = InotifyObserver()
-                observer.schedule(Handler(), self.local, recursive=True)
-                observer.start()
-                self.observer_kind = "inotify"
-            except Exception as exc:  # not Linux, or inotify limits/network file systems
-                log.info("inotify unavailable (%s); polling instead", exc)
-                observer = None
-        if observer is None:
-            from watchdog.observers.polling import PollingObserver
-
-            observer = PollingObserver(timeout=self.options.poll_interval)
-            observer.schedule(Handler(), self.local, recursive=True)
-            observer.start()
-            self.observer_kind = "polling"
-        self._observer = observer
+        self._observer = FileSystemObserver(self.local, self._from_observer, poll=self.options.poll,
+                                            poll_interval=self.options.poll_interval).start()
+        self.observer_kind = self._observer.kind
 
     def _stop_observer(self) -> None:
         if self._observer is not None:
-            with contextlib.suppress(Exception):
-                self._observer.stop()
-                self._observer.join(5)
+            self._observer.stop()
             self._observer = None
 
-    # -- events (observer thread) -> tracker (loop thread) -----------------------------------------
+    # -- observations (observer thread) -> tracker (loop thread) -----------------------------------
 
-    def _rel(self, path) -> str | None:
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not path:
-            return None
-        rel = os.path.relpath(path, self.local)
-        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
-            return None
-        return rel.replace(os.sep, "/")
-
-    def _on_fs_event(self, event) -> None:
-        kind = event.event_type
-        observations = []
-        src = self._rel(event.src_path)
-        if kind == "moved":
-            dest = self._rel(getattr(event, "dest_path", ""))
-            if src:
-                observations.append((MOVED_FROM, src))
-            if dest:
-                observations.append((MOVED_TO, dest))
-        elif kind == "closed":
-            observations.append((CLOSED, src))
-        elif kind in ("created", "modified", "deleted"):
-            if kind == "modified" and event.is_directory:
-                return  # a folder's own mtime: its files report themselves
-            observations.append(({"created": CREATED, "modified": MODIFIED, "deleted": DELETED}[kind], src))
-        else:
-            return      # opened, closed_no_write, attrib
+    def _from_observer(self, kind: str, rel: str, is_dir: bool) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        for obs_kind, rel in observations:
-            if rel:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._observe, obs_kind, rel, event.is_directory)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._observe, kind, rel, is_dir)
 
     def _observe(self, kind: str, rel: str, is_dir: bool) -> None:
         self.tracker.observe(kind, rel, time.monotonic(), is_dir=is_dir)
@@ -576,7 +297,7 @@ class Watcher:
                 if isinstance(exc, FileChanged):
                     # It is being written again: the events of that write will bring it back.
                     log.info("%s", exc)
-                    self.tracker._settle(ready.key, ready.rel, ready.kind, time.monotonic())
+                    self.tracker.settle_later(ready.key, ready.rel, ready.kind, time.monotonic())
                     self._forget(item)
                     return
                 if isinstance(exc, FileNotFoundError):

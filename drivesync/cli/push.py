@@ -113,7 +113,8 @@ def _push_once(args) -> int:
 
 def _watch(args) -> int:
     from .. import daemon
-    from ..watcher import DEFAULT_SETTLE_S, Watcher, WatchOptions
+    from ..completion import DEFAULT_SETTLE_S
+    from ..watcher import Watcher, WatchOptions
 
     if args.background:
         argv = _rebuild_argv(args)

@@ -58,7 +58,7 @@ def hf_checkpoint(root, step, files, marker=None, rename=True):
 
 
 def expected_drive(local_root):
-    from drivesync.watcher import is_temporary
+    from drivesync.completion import is_temporary
 
     return {k: v for k, v in local_tree(local_root).items() if not any(is_temporary(p) for p in k.split("/"))}
 

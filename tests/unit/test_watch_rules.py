@@ -1,8 +1,9 @@
-"""When is a checkpoint complete? The watcher's rules, with a fake clock (no threads, no files)."""
+"""When is a checkpoint complete? The watcher's rules (completion.py), with a fake clock (no threads, no files)."""
 import pytest
 
-from drivesync.watcher import (CLOSED, CREATED, DELETED, MODIFIED, MOVED_FROM, MOVED_TO, CompletionTracker,
-                             checkpoint_step, is_temporary, to_prune)
+from drivesync.completion import (CLOSED, CREATED, DELETED, MODIFIED, MOVED_FROM, MOVED_TO, CompletionTracker,
+                                  is_temporary)
+from drivesync.restore import to_prune
 
 
 @pytest.mark.parametrize("name", ["a.tmp", "model.pt.tmp", "x.tmp.123", "tmp-checkpoint-500", "w.part",
@@ -116,16 +117,19 @@ def test_complete_all_for_flush():
 
 
 def test_keep_last_prunes_numbered_checkpoints_only():
-    assert checkpoint_step("checkpoint-500") == 500
-    assert checkpoint_step("epoch=3-step=1200.ckpt") == 1200
-    assert checkpoint_step("last.ckpt") is None
     names = ["checkpoint-100", "checkpoint-1000", "checkpoint-500", "last.ckpt", "logs"]
-    assert sorted(to_prune(names, 2)) == ["checkpoint-100"]
-    assert sorted(to_prune(names, 1)) == ["checkpoint-100", "checkpoint-500"]
+    assert to_prune(names, 2) == ["checkpoint-100"]
+    assert to_prune(names, 1) == ["checkpoint-100", "checkpoint-500"]
+
+
+def test_keep_last_counts_each_series_and_never_prunes_shards_or_stages():
+    names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "checkpoint-1000",
+             "checkpoint-2000", "epoch=1-step=10.ckpt", "epoch=2-step=20.ckpt", ".drivesync-stage-checkpoint-3000"]
+    assert to_prune(names, 1) == ["checkpoint-1000", "epoch=1-step=10.ckpt"]
 
 
 def test_network_file_systems_are_polled(tmp_path):
-    from drivesync.watcher import network_filesystem
+    from drivesync.observer import network_filesystem
 
     mounts = tmp_path / "mounts"
     mounts.write_text("/dev/vda / ext4 rw 0 0\n"
