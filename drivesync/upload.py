@@ -300,6 +300,8 @@ class UploadStats:
     resumed_from: int = 0
     sessions_started: int = 0
     recoveries: int = 0
+    #: Uploads sent a second time because Drive's copy did not match.
+    resent: int = 0
     #: How Drive's copy was checked: 'md5Checksum', 'X-Goog-Hash' or 'size' (no checksum at all).
     verified_by: str = ""
 
@@ -354,10 +356,37 @@ async def upload_file(drive: Drive, local_path: str, target: UploadTarget, *, jo
     if target.modified_time is None:
         target.modified_time = rfc3339(before.mtime_ns)
     abandon = abandon or (lambda: False)
-    if before.size <= cutoff:
-        return await _upload_small(drive, local_path, target, before, progress, stats, abandon)
-    return await _upload_resumable(drive, local_path, target, before, journal=journal, chunk_size=chunk_size,
-                                   md5=md5, progress=progress, stats=stats, abandon=abandon)
+    created = target.file_id is None
+    for attempt in (1, 2):
+        try:
+            if before.size <= cutoff:
+                return await _upload_small(drive, local_path, target, before, progress, stats, abandon)
+            return await _upload_resumable(drive, local_path, target, before, journal=journal,
+                                           chunk_size=chunk_size, md5=md5, progress=progress, stats=stats,
+                                           abandon=abandon)
+        except DriveHoldsOtherBytes as exc:
+            if attempt == 1:
+                # Send the bytes once more, as a new revision of the same file (never a second file).
+                log.warning("%s; sending it once more", exc)
+                stats.resent += 1
+                target = dataclasses.replace(target, file_id=exc.remote.id)
+                continue
+            if created:
+                # Nothing wrong stays on Drive: the file we made holds bytes that are not ours.
+                await drive.delete(exc.remote.id)
+                raise VerificationFailed(f"{exc}, twice; the new Drive file was removed again") from None
+            raise VerificationFailed(
+                f"{exc}, twice: Drive's current version of {target.name or local_path} (id:{exc.remote.id}) is BAD; "
+                "push the file again, or restore its previous version in Drive's web UI (Manage versions)") from None
+    raise AssertionError("unreachable")
+
+
+class DriveHoldsOtherBytes(VerificationFailed):
+    """Drive's copy (``remote``) of an upload does not match the local file."""
+
+    def __init__(self, message: str, remote: RemoteFile):
+        super().__init__(message)
+        self.remote = remote
 
 
 async def _upload_small(drive: Drive, path: str, target: UploadTarget, before: LocalStat, progress, stats,
@@ -541,14 +570,14 @@ async def _check(drive: Drive, path: str, remote: RemoteFile, size: int, md5: st
         again = await drive.get(remote.id)
         remote = dataclasses.replace(again, hashes=again.hashes or remote.hashes)
     if remote.size is not None and remote.size != size:
-        raise VerificationFailed(f"{path}: Drive holds {remote.size} bytes, the local file has {size}")
+        raise DriveHoldsOtherBytes(f"{path}: Drive holds {remote.size} bytes, the local file has {size}", remote)
     want = integrity.expected(size, remote.md5, remote.hashes)
     if want.method == integrity.SIZE and remote.size is None:
         raise VerificationFailed(f"{path}: Drive reported neither a size nor a checksum for the upload")
     crc = await asyncio.to_thread(integrity.file_crc32c, path) if want.method == integrity.CRC32C else None
     problem = integrity.mismatch(want, size, md5, crc)
     if problem is not None:
-        raise VerificationFailed(f"{path}: Drive's copy differs from the local file: {problem}")
+        raise DriveHoldsOtherBytes(f"{path}: Drive's copy differs from the local file: {problem}", remote)
     if stats is not None:
         stats.verified_by = ("md5Checksum" if remote.md5 else "size" if want.method == integrity.SIZE
                              else "X-Goog-Hash")

@@ -92,6 +92,9 @@ class Profile:
     # Share of ranged media requests answered 200 with the whole body (Range ignored); _next: the next K.
     range_ignored_rate: float = 0.0
     range_ignored_next: int = 0
+    # A test fault, not a habit of Google's: the next K uploads are stored with one byte flipped (and
+    # Drive's md5Checksum is that of the stored bytes), as corruption on the way would leave them.
+    corrupt_upload_next: int = 0
     # Share of binary files whose metadata carries no md5Checksum/sha1Checksum/sha256Checksum (decided per
     # file id by a hash with the seed, so a file always lacks them or never); X-Goog-Hash still comes.
     md5_missing_rate: float = 0.0
@@ -143,6 +146,7 @@ SOURCES = {
     "ord_parents_empty_rate": "0.1: ASSUMPTION for the share; OR'd-parents listings sometimes come back empty (rclone issues #3114, #4289, its --drive-fast-list-bug-fix)",
     "json_cut_rate": "0.002: ASSUMPTION; answers cut mid-body and proxy/captive-portal HTML 200s reach real clients (drive-api.md 'Errors not from Drive')",
     "json_cut_modes": "truncated,drop,html: a complete-but-truncated body, a connection dropped mid-body, a 200 HTML page",
+    "corrupt_upload_next": "a test fault (no rate in any profile): stands for bytes damaged between client and Drive, which only the md5 check catches",
     "range_ignored_rate": "0.05: ASSUMPTION for the share; Drive's manage-downloads guide: a server may ignore Range and answer 200 with the whole body",
     "md5_missing_rate": "0.01: ASSUMPTION for the share; a client needs a rule for a binary file without md5Checksum (drive-api.md 'Hashes'); media still carries X-Goog-Hash",
 }
@@ -255,7 +259,8 @@ class Limits:
         self._build_buckets(None)
         self.daily_upload_log: list[tuple[float, int]] = []
 
-    _COUNTERS = ("html_error_next", "ord_parents_empty_next", "json_cut_next", "range_ignored_next")
+    _COUNTERS = ("html_error_next", "ord_parents_empty_next", "json_cut_next", "range_ignored_next",
+                 "corrupt_upload_next")
 
     _BUCKETS = {
         "download_total": ("download_bps_total", "download_burst_total"),
@@ -383,6 +388,10 @@ class Limits:
         modes = [m.strip() for m in p.json_cut_modes.split(",") if m.strip() in JSON_CUT_MODES] or ["truncated"]
         with self._lock:
             return modes[0] if len(modes) == 1 else self.rng.choice(modes)
+
+    def corrupt_upload(self) -> bool:
+        """Whether this upload's bytes are stored with one byte flipped (corrupt_upload_next)."""
+        return self._counted_or_drawn("corrupt_upload_next", 0.0)
 
     def range_ignored(self) -> bool:
         """Whether this ranged media request is answered 200 with the whole body."""

@@ -58,6 +58,7 @@ class Stats:
         self.write_limited = 0
         self.injected_errors = 0
         self.clients_gone = 0
+        self.corrupted_uploads = 0
         self.cut_connections = 0
         self.frontend: Counter = Counter()  # what frontend.py did: gzip, html_502, json_cut_drop, ...
 
@@ -74,6 +75,7 @@ class Stats:
             "write_limited": self.write_limited,
             "injected_errors": self.injected_errors,
             "clients_gone": self.clients_gone,
+            "corrupted_uploads": self.corrupted_uploads,
             "cut_connections": self.cut_connections,
             "frontend": dict(self.frontend),
         }

@@ -254,6 +254,7 @@ class Uploads:
                     text = _read_text(tmp)
                     _unlink(tmp)
                     return self.service.apply_update(file_id, meta, query, doc_text=text)
+                size, digests = self._maybe_corrupt(tmp, size, digests)
                 content = self.store.adopt_content(tmp, size, digests)
                 return self.service.apply_update(
                     file_id, meta, query, content=content, original_filename=meta.get("originalFilename")
@@ -279,6 +280,7 @@ class Uploads:
                     app_properties=meta.get("appProperties"),
                 )
                 return self.store.row(fid)
+            size, digests = self._maybe_corrupt(tmp, size, digests)
             content = self.store.adopt_content(tmp, size, digests)
             fid = self.store.insert(
                 name=meta.get("name") or "Untitled",
@@ -297,6 +299,18 @@ class Uploads:
             return self.store.row(fid)
         finally:
             _unlink(tmp)
+
+    def _maybe_corrupt(self, tmp, size: int, digests: dict) -> tuple[int, dict]:
+        """The corrupt_upload_next fault: flip the middle byte of the stored content, re-hash it."""
+        if size == 0 or not self.service.limits.corrupt_upload():
+            return size, digests
+        with open(tmp, "r+b") as f:
+            f.seek(size // 2)
+            b = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([b[0] ^ 0xFF]))
+        self.service.stats.corrupted_uploads += 1
+        return hash_file(tmp)
 
     # ------------------------------------------------------------------ resumable
 

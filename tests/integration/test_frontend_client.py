@@ -226,3 +226,71 @@ def test_a_create_whose_answer_is_lost_makes_no_duplicate(emulator, mode):
     assert [c["id"] for c in emulator.children(folder.id)] == [file.id]
     assert emulator.content(file.id) == b"payload" and file.md5 == hashlib.md5(b"payload").hexdigest()
     assert emulator.stats()["frontend"][f"json_cut_{mode}"] == 2
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MiB], ids=["multipart", "resumable"])
+def test_bytes_drive_stored_wrong_are_sent_once_more(emulator, tmp_path, size):
+    from drivesync.pusher import push
+
+    src = tmp_path / "src"
+    src.mkdir()
+    data = os.urandom(size)
+    (src / "model.bin").write_bytes(data)
+    emulator.configure(corrupt_upload_next=1)
+    result = push(str(src), "up", settings=settings_for(emulator, upload_cutoff=1 * MiB),
+                  credentials=emulator.credentials_path)
+    assert result.ok and result.uploaded == ["model.bin"]
+    files = emulator.children(emulator.path_id("up"))
+    assert len(files) == 1 and emulator.content(files[0]["id"]) == data     # one file, the right bytes
+    assert emulator.stats()["corrupted_uploads"] == 1
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "new-revision"])
+def test_bytes_stored_wrong_twice_never_stay_on_drive_unannounced(emulator, tmp_path, existing):
+    from drivesync.pusher import PushFailed, push
+
+    src = tmp_path / "src"
+    src.mkdir()
+    settings = settings_for(emulator)
+    if existing:
+        (src / "model.bin").write_bytes(b"first version")
+        assert push(str(src), "up", settings=settings, credentials=emulator.credentials_path).ok
+    (src / "model.bin").write_bytes(os.urandom(5000))
+    emulator.configure(corrupt_upload_next=2)
+    with pytest.raises(PushFailed) as info:
+        push(str(src), "up", settings=settings, credentials=emulator.credentials_path)
+    (path, error), = info.value.result.failed
+    files = emulator.children(emulator.path_id("up"), trashed=False)
+    if existing:
+        assert "is BAD" in error and "Manage versions" in error, error
+        assert len(files) == 1
+    else:
+        assert "the new Drive file was removed again" in error, error
+        assert files == []
+
+
+@pytest.mark.parametrize("mode", ["drop", "truncated"])
+def test_a_resumable_upload_whose_last_answer_is_lost_makes_one_file(emulator, tmp_path, mode):
+    from drivesync.upload import UploadTarget, upload_file
+
+    data = os.urandom(3 * MiB)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    chunk = 1 * MiB
+
+    async def go():
+        async with open_drive(settings_for(emulator), credentials=emulator.credentials_path) as drive:
+            sent = [0]
+
+            def progress(n):
+                sent[0] += n
+                if sent[0] == len(data) - chunk:      # the next answer is the last chunk's (the file)
+                    emulator.configure(json_cut_next=1, json_cut_modes=mode)
+
+            return await upload_file(drive, str(path), UploadTarget(name="big.bin", parent_id=emulator.root_id),
+                                     chunk_size=chunk, cutoff=0, progress=progress)
+
+    remote = asyncio.run(go())
+    assert emulator.stats()["frontend"][f"json_cut_{mode}"] == 1
+    twins = [c for c in emulator.children(emulator.root_id) if c["name"] == "big.bin"]
+    assert [c["id"] for c in twins] == [remote.id] and emulator.content(remote.id) == data
