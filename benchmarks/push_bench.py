@@ -6,6 +6,9 @@ Scenarios (each prints one JSON line and all go to --out as JSON):
   lag      a trainer saving --save-mb every --every s (--saves times) under drivesync.watch: lag from
            "complete" (the trainer's os.replace returned) to "durable" (verified on Drive), median and worst
   kill     kill -9 of `drivesync push` in the middle of a large upload, restart: bytes re-sent
+  sharded  a checkpoint folder of --shards x --shard-mb shards under drivesync.watch (staged, then one rename):
+           seconds from "complete" to "durable", as a ratio to the floor of the shards uploaded in parallel;
+           the folder listed back from Drive and checked by size and md5
 
 The floor of one resumable upload: Drive-like accepts ``upload_bps_per_connection`` bytes/s on one
 connection (after a ``upload_burst_per_connection`` burst) and adds ``metadata_latency_s`` before every
@@ -188,6 +191,50 @@ def scenario_lag(emu, work, args, p) -> dict:
     return out
 
 
+def scenario_sharded(emu, work, args, p) -> dict:
+    import asyncio
+    import hashlib
+
+    import drivesync
+    from drivesync.remote import resolve, walk
+    from drivesync.session import open_drive
+
+    root = os.path.join(work, "sharded")
+    os.makedirs(root, exist_ok=True)
+    nbytes = args.shard_mb * 1_000_000
+    s = settings_for(emu)
+    with drivesync.watch(root, "bench/sharded", settings=s, credentials=emu.credentials) as w:
+        staging = os.path.join(root, "tmp-checkpoint-500")
+        os.makedirs(staging)
+        md5s = {}
+        for i in range(1, args.shards + 1):
+            name = f"model-{i:05}-of-{args.shards:05}.safetensors"
+            write_random(os.path.join(staging, name), nbytes)
+            with open(os.path.join(staging, name), "rb") as fh:
+                md5s[name] = hashlib.md5(fh.read()).hexdigest()
+        with open(os.path.join(staging, "trainer_state.json"), "w") as fh:
+            fh.write('{"global_step": 500}')
+        md5s["trainer_state.json"] = hashlib.md5(b'{"global_step": 500}').hexdigest()
+        os.replace(staging, os.path.join(root, "checkpoint-500"))   # what Trainer does: complete on rename
+        completed = time.time()
+    durable = {d["rel"]: d["durable_at"] for d in w.durable}
+    seconds = durable["checkpoint-500"] - completed
+
+    async def listed():
+        async with open_drive(s, credentials=emu.credentials) as drive:
+            item = await resolve(drive, "bench/sharded/checkpoint-500/")
+            tree = await walk(drive, item, s)
+            return {e.path: e.item.md5 for e in tree.files}
+
+    on_drive = asyncio.run(listed())
+    floor = floor_s(nbytes, s.upload_chunk_size, p)
+    out = {"shards": args.shards, "shard_bytes": nbytes, "seconds": round(seconds, 2), "floor_s": round(floor, 2),
+           "ratio_to_floor": round(seconds / floor, 3), "verified_on_drive": on_drive == md5s,
+           "floor": "one shard's resumable upload at the per-connection rate (the shards go in parallel)"}
+    print(json.dumps({"scenario": "sharded", **out}), flush=True)
+    return out
+
+
 def scenario_kill(emu, work, args, p) -> dict:
     from drivesync.config import Settings
 
@@ -219,7 +266,8 @@ def scenario_kill(emu, work, args, p) -> dict:
     return out
 
 
-SCENARIOS = {"chunks": scenario_chunks, "big": scenario_big, "lag": scenario_lag, "kill": scenario_kill}
+SCENARIOS = {"chunks": scenario_chunks, "big": scenario_big, "lag": scenario_lag, "kill": scenario_kill,
+             "sharded": scenario_sharded}
 
 
 def main() -> int:
@@ -234,6 +282,8 @@ def main() -> int:
     ap.add_argument("--every", type=float, default=10.0)
     ap.add_argument("--saves", type=int, default=6)
     ap.add_argument("--kill-mb", type=int, default=500)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--shard-mb", type=int, default=100)
     ap.add_argument("--kill-at", type=float, default=0.5, help="share of the file sent before kill -9")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=None)

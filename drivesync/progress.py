@@ -70,6 +70,8 @@ class Progress:
                 self._file_bars[event.path] = bar
         elif kind in ("done", "skip", "fail"):
             self.files_done += 1
+            if kind == "skip" and event.total and self.main.total:
+                self.main.total = max(self.main.n, self.main.total - event.total)  # nothing to send after all
             self.waiting_for = ""
             if kind == "fail":
                 self.failed += 1
@@ -131,3 +133,115 @@ _ODD_ANSWERS = (
 def odd_answer_notes(result) -> list[str]:
     """'2 verified by size only (Drive gave no checksum)', ... for the counts a pull or push result has."""
     return [f"{getattr(result, name)} {what}" for name, what in _ODD_ANSWERS if getattr(result, name, 0)]
+
+
+def in_notebook() -> bool:
+    """Is this code running under a Jupyter kernel (Jupyter, Colab, VS Code notebooks)?"""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def wanted(progress: bool | None, stream=None) -> bool:
+    """Should pull/push draw bars? An explicit True/False wins; None (auto) means yes in a notebook or
+    when ``stream`` (stderr) is a terminal, no in CI logs, pipes and files."""
+    if progress is not None:
+        return bool(progress)
+    if in_notebook():
+        return True
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def result_html(line: str, ok: bool, failures: list[str] = (), warnings: list[str] = (), limit: int = 10) -> str:
+    """A result as a notebook shows it: the summary line, then the first failures and warnings."""
+    from html import escape
+
+    colour = "" if ok else ' style="color:#b00020"'
+    parts = [f"<div><code{colour}>{escape(line)}</code>"]
+    for title, lines in (("failed", list(failures)), ("warning", list(warnings))):
+        if lines:
+            items = "".join(f"<li>{escape(text)}</li>" for text in lines[:limit])
+            more = f"<li>... and {len(lines) - limit} more</li>" if len(lines) > limit else ""
+            label = title + ("s" if title == "warning" and len(lines) > 1 else "")
+            parts.append(f"<details{' open' if title == 'failed' else ''}><summary>{len(lines)} {label}"
+                         f"</summary><ul>{items}{more}</ul></details>")
+    return "".join(parts) + "</div>"
+
+
+class WatchProgress:
+    """Bars for ``push --watch`` in a terminal: one per upload in flight (at most ``max_bars``), fed by the
+    Watcher's events ('start' with the item's total, 'bytes', 'done' / 'skip' / 'fail'); lines written
+    through ``write`` (the durable lines) appear above the bars without tearing them."""
+
+    def __init__(self, *, file=None, max_bars: int = 4, disable: bool | None = None):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self.file = file or sys.stderr
+        self.disable = disable
+        self._bars: dict[str, object] = {}
+        self._free = list(range(max_bars - 1, -1, -1))
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind == "start":
+            self._close(event.path)
+            if not self._free:
+                return
+            position = self._free.pop()
+            name = event.path if len(event.path) <= 40 else "..." + event.path[-37:]
+            bar = self._tqdm(total=event.total or None, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                             file=self.file, disable=self.disable, leave=False, position=position,
+                             dynamic_ncols=True)
+            bar.drivesync_position = position
+            self._bars[event.path] = bar
+        elif kind == "bytes":
+            bar = self._bars.get(event.path)
+            if bar is not None:
+                bar.update(event.nbytes)
+        elif kind in ("done", "skip", "fail"):
+            self._close(event.path)
+
+    def write(self, line: str) -> None:
+        self._tqdm.write(line, file=self.file)
+
+    def _close(self, path: str) -> None:
+        bar = self._bars.pop(path, None)
+        if bar is not None:
+            self._free.append(bar.drivesync_position)
+            bar.close()
+
+    def close(self) -> None:
+        for path in list(self._bars):
+            self._close(path)
+
+
+def line_handler(write=None, stream=None, fmt: str = "%(message)s"):
+    """A logging.Handler writing each record as one line with ``write(line)``, or onto ``stream``."""
+    import logging
+
+    class _Handler(logging.Handler):
+        def emit(self, record):
+            try:
+                line = self.format(record)
+                if write is not None:
+                    write(line)
+                else:
+                    target = stream or sys.stderr
+                    target.write(line + "\n")
+                    target.flush()
+            except Exception:
+                self.handleError(record)
+
+    handler = _Handler()
+    handler.setFormatter(logging.Formatter(fmt))
+    return handler

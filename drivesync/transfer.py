@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
@@ -112,23 +114,73 @@ class Transfers:
             raise
 
 
-def run_sync(coro):
-    """Run a coroutine to completion from synchronous code, even inside a notebook's running loop."""
+#: How long an interrupted run_sync waits for the worker's transfers to unwind (journal written, files closed).
+CANCEL_WAIT_S = 10.0
+
+
+def run_sync(coro, *, cancel_wait: float | None = None):
+    """Run a coroutine to completion from synchronous code, even inside a notebook's running loop.
+
+    With no loop running here this is ``asyncio.run`` (Ctrl-C cancels the coroutine, then
+    KeyboardInterrupt). With one running (a Jupyter cell), the coroutine runs on a worker thread with
+    its own loop; a KeyboardInterrupt while this thread waits (interrupting the cell) cancels the
+    coroutine on the worker's loop, waits up to ``cancel_wait`` seconds for it to unwind (partial
+    downloads stay resumable in the journal), then re-raises KeyboardInterrupt: nothing keeps running
+    in the background, and a re-run resumes instead of racing a second transfer on the same journal.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
     box: dict = {}
+    ready, finished = threading.Event(), threading.Event()
+
+    async def main():
+        box["loop"] = asyncio.get_running_loop()
+        box["task"] = asyncio.current_task()
+        ready.set()
+        return await coro
 
     def runner():
         try:
-            box["value"] = asyncio.run(coro)
+            box["value"] = asyncio.run(main())
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        finally:
+            ready.set()
+            coro.close()  # never started (cancelled first): no 'never awaited' warning
+            finished.set()
 
     thread = threading.Thread(target=runner, name="drivesync-worker", daemon=True)
     thread.start()
-    thread.join()
+    # Wait on an Event, not thread.join(): a join interrupted by KeyboardInterrupt marks the thread as
+    # stopped while it still runs (CPython's bpo-45274 handling), and later joins return at once.
+    try:
+        finished.wait()
+    except KeyboardInterrupt:
+        if _cancel_worker(box, ready, finished, CANCEL_WAIT_S if cancel_wait is None else cancel_wait):
+            thread.join(1.0)
+        raise
+    thread.join()  # the runner has returned: only the thread's own exit is left
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _cancel_worker(box: dict, ready: threading.Event, finished: threading.Event, wait: float) -> bool:
+    """Cancel the worker's task from the waiting thread and wait (bounded) for the worker to end; True if it did."""
+    deadline = time.monotonic() + wait
+    try:
+        ready.wait(wait)
+        loop, task = box.get("loop"), box.get("task")
+        if loop is not None and task is not None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass  # the loop already closed: the work has ended
+        if finished.wait(max(0.0, deadline - time.monotonic())):
+            return True
+        logging.getLogger("drivesync").warning("the interrupted transfer is still unwinding after %.0f s", wait)
+    except KeyboardInterrupt:
+        pass  # interrupted again while unwinding: stop waiting
+    return False

@@ -19,7 +19,9 @@ thread (all work happens in the watcher's own threads), or retry requests itself
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -32,6 +34,9 @@ from .restore import to_prune
 from .observer import FileSystemObserver
 
 log = logging.getLogger("drivesync.watch")
+
+#: The queue item whose upload the running task is doing (so pusher.push_file's bytes count for it).
+_current_item: contextvars.ContextVar = contextvars.ContextVar("drivesync_watch_item", default=None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -60,6 +65,24 @@ class _Item:
     running: bool = False
     superseded: bool = False
     previous: list = field(default_factory=list)
+    # Progress of the attempt running now (what `drivesync status` and the bars show).
+    total: int = 0
+    sent: int = 0
+    files_sent: int = 0                # files uploaded (not skipped as already on Drive) by this attempt
+    started: float | None = None       # monotonic, when this attempt started moving bytes
+    samples: collections.deque = field(default_factory=lambda: collections.deque(maxlen=64))
+
+    def rate(self, now: float, window: float = 10.0) -> float | None:
+        """Bytes per second over the last ``window`` seconds (since the start while younger than that)."""
+        if self.started is None:
+            return None
+        while len(self.samples) > 1 and now - self.samples[0][0] > window:
+            self.samples.popleft()
+        t0, b0 = self.samples[0] if self.samples else (self.started, 0)
+        if now - t0 < 0.5:
+            t0, b0 = self.started, 0
+        elapsed = now - t0
+        return (self.sent - b0) / elapsed if elapsed > 0.2 else None
 
 
 class Watcher:
@@ -68,7 +91,7 @@ class Watcher:
     def __init__(self, local: str, remote: str | None = None, *, options: WatchOptions | None = None,
                  settings=None, credentials: str | None = None, impersonate: str | None = None,
                  api_url: str | None = None, transfers: int | None = None, chunk_size: int | None = None,
-                 status_path: str | None = None, journal=None):
+                 status_path: str | None = None, journal=None, subscribers=()):
         from .pusher import _check_local, default_remote, make_settings
 
         self.local = _check_local(local)
@@ -102,6 +125,10 @@ class Watcher:
         self.started_at = time.time()
         self.flushed_token = ""
         self.pruned: set[str] = set()
+        #: transfer.Event callbacks, called on the watcher's thread: 'start' (an item's upload, total bytes),
+        #: 'bytes', 'done' / 'skip' (already on Drive) / 'fail' (one attempt; it may be tried again).
+        self.subscribers = list(subscribers)
+        self.token = ""                       # written into the status file: proves which process wrote it
 
     # -- lifecycle (called from the user's thread) -------------------------------------------------
 
@@ -167,6 +194,7 @@ class Watcher:
                 root_id = await resolve_root(drive, self.remote)
                 self.pusher = Pusher(drive, journal, self.local, root_id, exclude=self.options.exclude,
                                      chunk_size=self.settings.upload_chunk_size)
+                self.pusher.push_file = self._counting(self.pusher.push_file)
                 self.tracker = CompletionTracker(settle=self.options.settle,
                                                  complete_marker=self.options.complete_marker,
                                                  wanted=self.pusher.wanted,
@@ -277,14 +305,21 @@ class Watcher:
         while True:
             item.attempts += 1
             try:
-                async with self._uploads:
+                # A checkpoint folder takes one upload slot per file it sends (push_checkpoint), a file one.
+                async with (self._uploads if ready.kind != "dir" else contextlib.nullcontext()):
                     if self.items.get(ready.key) is not item or item.superseded:
                         self._forget(item)
                         return
                     item.running = True
+                    self._begin(item)
+                    current = _current_item.set(item)
                     try:
                         nbytes = await self._upload(ready, lambda: item.superseded)
+                    except BaseException as exc:
+                        self._emit("fail", ready.rel, total=item.total, message=str(exc) or type(exc).__name__)
+                        raise
                     finally:
+                        _current_item.reset(current)
                         item.running = False
             except Superseded:
                 self._forget(item)
@@ -320,8 +355,102 @@ class Watcher:
                 del self.durable[:-200]
                 self.done += 1
                 self.done_bytes += nbytes
+                self._durable(item, nbytes, lag)
+            else:
+                self._emit("done", self._shown(ready), total=item.total)
             self._forget(item)
             return
+
+    # -- progress: per-item bytes, events for bars, the durable line --------------------------------
+
+    def _emit(self, kind: str, rel: str, nbytes: int = 0, total: int | None = None, message: str = "") -> None:
+        if not self.subscribers:
+            return
+        from .transfer import Event
+
+        event = Event(kind, rel, nbytes=nbytes, total=total, message=message)
+        for subscriber in self.subscribers:
+            try:
+                subscriber(event)
+            except Exception as exc:  # a display problem never stops uploads
+                log.debug("progress subscriber failed: %s", exc)
+
+    def _begin(self, item: _Item) -> None:
+        """An attempt starts: how many bytes it has to move (a folder: its files), progress from zero."""
+        ready = item.ready
+        total = 0
+        with contextlib.suppress(OSError):
+            if ready.kind == "file":
+                total = os.path.getsize(self.pusher.local_path(ready.rel))
+            elif ready.kind == "dir":
+                total = sum(size for rel, size in self.pusher.local_files(ready.rel) if self.pusher.wanted(rel))
+        item.total, item.sent, item.files_sent = total, 0, 0
+        item.started = time.monotonic()
+        item.samples.clear()
+        if ready.kind != "delete":
+            self._emit("start", self._shown(ready), total=total)
+
+    @staticmethod
+    def _shown(ready: Ready) -> str:
+        return ready.rel + ("/" if ready.kind == "dir" else "")
+
+    def _counting(self, push_file):
+        """pusher.push_file, counting the bytes it moves (and the files it skips) for the item running it."""
+        watcher = self
+
+        async def counted(rel: str, **kw):
+            item = _current_item.get()
+            if item is None:
+                return await push_file(rel, **kw)
+            file_sent = 0
+            given = kw.get("progress")
+
+            def progress(nbytes: int) -> None:
+                nonlocal file_sent
+                file_sent += nbytes
+                watcher._count(item, nbytes)
+                if given is not None:
+                    given(nbytes)
+
+            kw["progress"] = progress
+            outcome, remote = await push_file(rel, **kw)
+            # Top up to the file's size: a skipped file (already on Drive) or a resumed one counts whole.
+            rest = max(0, (remote.size or 0) - file_sent) if remote is not None else 0
+            if rest:
+                watcher._count(item, rest)
+            if outcome == "done":
+                item.files_sent += 1
+            return outcome, remote
+
+        return counted
+
+    def _count(self, item: _Item, nbytes: int) -> None:
+        item.sent += nbytes
+        item.samples.append((time.monotonic(), item.sent))
+        self._emit("bytes", self._shown(item.ready), nbytes=nbytes)
+
+    def _durable(self, item: _Item, nbytes: int, lag: float) -> None:
+        ready = item.ready
+        took = time.monotonic() - (item.started or ready.since)
+        name = self._shown(ready)
+        if item.files_sent == 0 and nbytes == 0 and ready.kind != "delete":
+            self._emit("skip", name, total=item.total)
+            log.debug("already on Drive: %s", name)
+            return
+        self._emit("done", name, total=item.total)
+        if ready.kind == "delete":
+            return
+        from .progress import human_bytes
+
+        log.info("durable: %s %s in %.1f s, %.1f s after it was complete", name,
+                 human_bytes(max(item.total, nbytes)), took, lag)
+
+    def _progress_of(self, item: _Item, now: float) -> dict:
+        rate = item.rate(now)
+        left = max(0, item.total - item.sent)
+        return {"bytes": item.sent, "total": item.total, "rate_bps": round(rate, 1) if rate is not None else None,
+                "eta_s": round(left / rate, 1) if rate else None,
+                "elapsed_s": round(now - item.started, 1) if item.started is not None else None}
 
     def _forget(self, item: _Item) -> None:
         if self.items.get(item.ready.key) is item:
@@ -337,23 +466,16 @@ class Watcher:
             await pusher.trash(ready.rel)
             return None
         if ready.kind == "file":
-            files = [ready.rel]
+            sent = 0
+            if pusher.wanted(ready.rel):
+                outcome, remote = await pusher.push_file(ready.rel, abandon=abandon)
+                sent = (remote.size or 0) if outcome == "done" else 0
         else:
             if not os.path.isdir(pusher.local_path(ready.rel)):
                 return None
-            files = [rel for rel, _ in pusher.local_files(ready.rel)]
-        sent = 0
-        for rel in files:
-            if not pusher.wanted(rel):
-                continue
-            try:
-                outcome, remote = await pusher.push_file(rel, abandon=abandon)
-            except FileNotFoundError:
-                if ready.kind == "file":
-                    raise
-                continue
-            if outcome == "done":
-                sent += remote.size or 0
+            # All or nothing on Drive, its files in parallel: see Pusher.push_checkpoint.
+            files = [rel for rel, _ in pusher.local_files(ready.rel) if pusher.wanted(rel)]
+            sent = await pusher.push_checkpoint(ready.rel, files, abandon=abandon, slot=self._uploads)
         if self.options.keep_last and "/" not in ready.rel:
             await self._prune()
         return sent
@@ -401,9 +523,12 @@ class Watcher:
         now = time.monotonic()
         in_flight, queued = [], []
         behind = 0.0
+        progress = {}
         for key, item in list(self.items.items()):
             (in_flight if item.running else queued).append(item.ready.rel)
             behind = max(behind, now - item.ready.since)
+            if item.running and item.ready.kind != "delete":
+                progress[item.ready.rel] = self._progress_of(item, now)
         lags = sorted(d["lag_s"] for d in self.durable)
         return {
             "local": self.local, "remote": self.remote, "pid": os.getpid(), "observer": self.observer_kind,
@@ -413,6 +538,7 @@ class Watcher:
             "behind_s": round(behind, 1),
             "lag_median_s": lags[len(lags) // 2] if lags else None, "lag_max_s": lags[-1] if lags else None,
             "recent": self.durable[-10:], "flushed_token": self.flushed_token, "updated_at": time.time(),
+            "progress": progress, "token": self.token,
         }
 
     async def _status_loop(self) -> None:

@@ -19,7 +19,8 @@ if ROOT not in sys.path:
 
 
 #: The pull, push and watch integration tests that run a second time against the google-like emulator.
-GOOGLE_LIKE_MODULES = {"test_pull", "test_push", "test_watch", "test_pull_resume", "test_pull_faults"}
+GOOGLE_LIKE_MODULES = {"test_pull", "test_push", "test_watch", "test_pull_resume", "test_pull_faults",
+                       "test_atomic_checkpoints"}
 
 
 def pytest_generate_tests(metafunc):

@@ -13,7 +13,7 @@ import sys
 from ..errors import DrivesyncError
 
 #: Command modules, in the order `drivesync --help` lists them.
-COMMANDS = ("demo", "pull", "push", "ls", "status", "flush", "whoami", "login", "authorize")
+COMMANDS = ("demo", "pull", "push", "ls", "status", "flush", "stop", "whoami", "login", "authorize")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _module_for(command: str) -> str:
-    return {"flush": "push", "status": "push", "authorize": "login", "whoami": "login", "ls": "pull"}.get(command, command)
+    return {"flush": "push", "status": "push", "stop": "push", "authorize": "login", "whoami": "login", "ls": "pull"}.get(command, command)
 
 
 def _return_big_buffers_to_the_os() -> None:

@@ -81,7 +81,7 @@ def run_pull(args) -> int:
                   impersonate=args.impersonate,
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
                   skip_gdocs=args.skip_gdocs, export_formats=args.export_formats, latest=args.latest,
-                  progress=not (args.quiet or args.json or args.dry_run))
+                  progress=False if (args.quiet or args.json or args.dry_run) else None)  # None: on a terminal
     if args.dry_run and not args.json:
         for line in result.plan:
             print(line)

@@ -1,4 +1,4 @@
-"""``drivesync push``, ``drivesync status`` and ``drivesync flush``: parsing and printing only."""
+"""``drivesync push``, ``status``, ``flush`` and ``stop``: parsing and printing only."""
 from __future__ import annotations
 
 import os
@@ -31,8 +31,11 @@ def register(sub, name: str) -> None:
                        help="keep only the N newest numbered checkpoints on Drive (others go to the trash)")
         w.add_argument("--poll", action="store_true", help="poll the folder instead of using inotify")
         w.add_argument("--background", action="store_true",
-                       help="detach; see 'drivesync status', wait with 'drivesync flush'")
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+                       help="detach; see 'drivesync status', wait with 'drivesync flush', end with 'drivesync stop'")
+        p.add_argument("--no-progress", action="store_true",
+                       help="no progress bars (--watch still prints a line per checkpoint made durable)")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="no bars and no per-checkpoint lines; only warnings, errors and the summary")
         add_connection_flags(p)
         p.set_defaults(func=run_push)
     elif name == "status":
@@ -44,6 +47,13 @@ def register(sub, name: str) -> None:
         p.add_argument("local", metavar="LOCAL", nargs="?", help="only the watcher of this folder")
         p.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
         p.set_defaults(func=run_flush)
+    elif name == "stop":
+        p = sub.add_parser("stop", help="flush a background watcher, then stop it",
+                           description="Wait until the watcher of LOCAL has put everything complete on Drive, "
+                                       "then stop it. Without LOCAL: the one running watcher (several: name one).")
+        p.add_argument("local", metavar="LOCAL", nargs="?", help="the folder the watcher watches")
+        p.add_argument("--timeout", type=positive_float, help="stop waiting after this many seconds")
+        p.set_defaults(func=run_stop)
 
 
 def _progress_subscriber(enabled: bool):
@@ -93,11 +103,11 @@ def _connection(args) -> dict:
 def _push_once(args) -> int:
     from ..pusher import PushFailed, push
 
-    close, subscribers = _progress_subscriber(not args.no_progress and sys.stderr.isatty())
+    close, subscribers = _progress_subscriber(not (args.no_progress or args.quiet) and sys.stderr.isatty())
     started = time.monotonic()
     try:
         result = push(args.local, args.remote, exclude=args.exclude, delete=args.delete, subscribers=subscribers,
-                      **_connection(args))
+                      progress=False, **_connection(args))  # the CLI draws its own bar (--no-progress)
     except PushFailed as exc:
         if close:
             close()
@@ -114,23 +124,76 @@ def _push_once(args) -> int:
 def _watch(args) -> int:
     from .. import daemon
     from ..completion import DEFAULT_SETTLE_S
+    from ..errors import UsageError
     from ..watcher import Watcher, WatchOptions
 
     if args.background:
         argv = _rebuild_argv(args)
         info = daemon.start_background(args.local, argv)
         print(f"watching {os.path.abspath(args.local)} in the background (pid {info.pid}); "
-              f"log: {info.directory / 'log'}; 'drivesync status' shows progress, 'drivesync flush' waits")
+              f"log: {info.directory / 'log'}; 'drivesync status' shows progress, 'drivesync flush' waits, "
+              "'drivesync stop' ends it")
         return 0
+    live, stale = daemon.find(args.local, *daemon.scan())
+    if live:
+        raise UsageError(f"a watcher for {args.local} is already running (pid {live[0].pid}); "
+                         f"'drivesync stop {args.local}' stops it (after flushing)")
+    for info in stale:
+        daemon.prune(info)
     options = WatchOptions(settle=args.settle or DEFAULT_SETTLE_S, complete_marker=args.complete_marker,
                            exclude=tuple(args.exclude), delete=args.delete, keep_last=args.keep_last, poll=args.poll)
     directory = daemon.watch_dir(args.local)
+    background = os.environ.get("DRIVESYNC_WATCH_DIR") == str(directory)
+    bars, undo = _watch_output(args, background)
     watcher = Watcher(args.local, args.remote, options=options, status_path=str(directory / "status.json"),
-                      **_connection(args))
-    watcher.start()
-    print(f"watching {watcher.local} -> {watcher.remote or 'My Drive'} ({watcher.observer_kind}); "
-          "Ctrl-C flushes and stops", file=sys.stderr, flush=True)
-    return daemon.serve_foreground(watcher, directory)
+                      subscribers=[bars] if bars else [], **_connection(args))
+    signals = daemon.Signals()
+    watcher.token = daemon.write_pid_file(directory)
+    try:
+        try:
+            watcher.start()
+        except BaseException:
+            daemon.remove_pid_file(directory, watcher.token)
+            raise
+        print(f"watching {watcher.local} -> {watcher.remote or 'My Drive'} ({watcher.observer_kind}); "
+              + ("'drivesync stop' flushes and stops" if background else "Ctrl-C flushes and stops (twice: stops at once)"),
+              file=sys.stderr, flush=True)
+        return daemon.serve_foreground(watcher, directory, watcher.token, signals)
+    finally:
+        undo()
+
+
+def _watch_output(args, background: bool):
+    """What a watcher prints: a line per checkpoint made durable (and warnings, errors) on stderr, which is
+    the log file of a background watcher (with timestamps), and bars while bytes move in a terminal.
+    -q: warnings and errors only; --no-progress: no bars. Returns (bars or None, undo)."""
+    import logging
+
+    from ..progress import WatchProgress, line_handler
+
+    bars = None
+    if not (args.quiet or args.no_progress or background) and sys.stderr.isatty():
+        bars = WatchProgress(file=sys.stderr)
+    fmt = "%(asctime)s %(message)s" if background else "%(message)s"
+    handler = line_handler(write=bars.write if bars else None, stream=sys.stderr, fmt=fmt)
+    logger = logging.getLogger("drivesync.watch")
+    before = (logger.level, logger.propagate)
+    verbose = getattr(args, "verbose", 0) or 0
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.WARNING if args.quiet else logging.INFO)
+    logger.propagate = False          # -v's handler on the root logger would print every line twice
+    logger.addHandler(handler)
+    if background:
+        for other in logging.getLogger().handlers:   # retry notices at -v: timestamped like the rest
+            other.setFormatter(logging.Formatter(fmt))
+
+    def undo():
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+        if bars is not None:
+            bars.close()
+
+    return bars, undo
 
 
 def _rebuild_argv(args) -> list[str]:
@@ -142,23 +205,37 @@ def _rebuild_argv(args) -> list[str]:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     for pattern in args.exclude:
         argv += ["--exclude", pattern]
-    for flag in ("delete", "poll"):
+    for flag in ("delete", "poll", "quiet"):
         if getattr(args, flag):
             argv.append(f"--{flag}")
+    if getattr(args, "verbose", 0):
+        argv.append("-" + "v" * args.verbose)
     return argv
 
 
 def _fmt_status(info) -> str:
+    from ..progress import human_bytes
+
     s = info.status
-    state = "running" if info.alive else "stopped"
     if not s:
-        return f"{info.directory.name}: pid {info.pid} {state} (no status yet)"
-    lines = [f"{s.get('local')} -> {s.get('remote') or 'My Drive'}: {state} (pid {info.pid}, {s.get('observer')})"]
+        return f"{info.directory.name}: pid {info.pid} running (no status yet)"
+    lines = [f"{s.get('local')} -> {s.get('remote') or 'My Drive'}: running (pid {info.pid}, {s.get('observer')})"]
     queued, flight, settling = s.get("queued", []), s.get("in_flight", []), s.get("settling", [])
     lines.append(f"  queued {len(queued)}, in flight {len(flight)}, settling {len(settling)}, "
-                 f"done {s.get('done', 0)} ({s.get('done_bytes', 0) / 1e6:.1f} MB), failed {len(s.get('failed', {}))}")
-    if flight:
-        lines.append("  in flight: " + ", ".join(flight[:5]) + (" ..." if len(flight) > 5 else ""))
+                 f"done {s.get('done', 0)} ({human_bytes(s.get('done_bytes', 0))}), failed {len(s.get('failed', {}))}")
+    progress = s.get("progress") or {}
+    for rel in flight[:5]:
+        p = progress.get(rel)
+        if not p:
+            lines.append(f"  in flight: {rel}")
+            continue
+        pct = f" ({100 * p['bytes'] / p['total']:.0f}%)" if p.get("total") else ""
+        rate = f"{human_bytes(p['rate_bps'])}/s" if p.get("rate_bps") is not None else "rate unknown"
+        eta = f"ETA {_duration(p['eta_s'])}" if p.get("eta_s") is not None else "ETA unknown"
+        lines.append(f"  in flight: {rel}  {human_bytes(p.get('bytes', 0))} / {human_bytes(p.get('total', 0))}"
+                     f"{pct}, {rate}, {eta}")
+    if len(flight) > 5:
+        lines.append(f"  in flight: ... and {len(flight) - 5} more")
     if queued:
         lines.append("  queued: " + ", ".join(queued[:5]) + (" ..." if len(queued) > 5 else ""))
     lines.append(f"  behind by {s.get('behind_s', 0):.1f} s"
@@ -169,40 +246,105 @@ def _fmt_status(info) -> str:
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _prune_stale(stale) -> int:
+    """Print one line per stale entry and forget it; returns how many ended without a clean stop."""
+    from .. import daemon
+
+    crashed = 0
+    for info in stale:
+        print(daemon.stale_line(info), file=sys.stderr)
+        if info.status.get("running") is True or not info.status:
+            crashed += 1
+        daemon.prune(info)
+    return crashed
+
+
 def run_status(args) -> int:
     import json
 
     from .. import daemon
 
-    infos = daemon.watchers()
+    live, stale = daemon.scan()
     if args.json:
-        print(json.dumps([{"pid": i.pid, "alive": i.alive, **i.status} for i in infos], indent=2))
+        for info in stale:
+            daemon.prune(info)
+        print(json.dumps([{"pid": i.pid, "alive": True, **i.status} for i in live], indent=2))
         return 0
-    if not infos:
-        print("no watchers (start one with 'drivesync push --watch LOCAL --background')")
+    _prune_stale(stale)
+    if not live:
+        print("no watchers running (start one with 'drivesync push --watch LOCAL --background')")
         return 0
-    for info in infos:
+    for info in live:
         print(_fmt_status(info))
     return 0
 
 
-def run_flush(args) -> int:
+def _chosen(args):
+    """(live watchers the command acts on, stale entries it found and pruned: how many crashed)."""
     from .. import daemon
     from ..errors import UsageError
 
-    infos = [i for i in daemon.watchers() if i.alive]
-    if args.local:
-        wanted = daemon.watch_dir(args.local)
-        infos = [i for i in infos if i.directory == wanted]
-        if not infos:
-            raise UsageError(f"no running watcher for {args.local}")
+    live, stale = daemon.find(args.local, *daemon.scan())
+    crashed = _prune_stale(stale)
+    if args.local and not live and not stale:
+        raise UsageError(f"no running watcher for {args.local}")
+    return live, crashed
+
+
+def run_flush(args) -> int:
+    from .. import daemon
+
+    infos, crashed = _chosen(args)
     if not infos:
-        print("no running watchers: nothing to flush")
-        return 0
+        if not crashed:
+            print("no running watchers: nothing to flush")
+        return 1 if crashed else 0
     failed = 0
     for info in infos:
-        status = daemon.request_flush(info, timeout=args.timeout)
+        try:
+            status = daemon.request_flush(info, timeout=args.timeout)
+        except daemon.NotOurs as exc:
+            print(str(exc), file=sys.stderr)
+            daemon.prune(exc.info)
+            crashed += 1
+            continue
         failed += len(status.get("failed", {}))
         print(f"flushed {status.get('local')}: {status.get('done', 0)} uploads done, "
               f"{len(status.get('failed', {}))} failed")
-    return 1 if failed else 0
+    return 1 if failed or crashed else 0
+
+
+def run_stop(args) -> int:
+    from .. import daemon
+    from ..errors import UsageError
+
+    infos, crashed = _chosen(args)
+    if not infos:
+        if not crashed:
+            print("no running watchers: nothing to stop")
+        return 1 if crashed else 0
+    if args.local is None and len(infos) > 1:
+        names = ", ".join(f"{i.name} (pid {i.pid})" for i in infos)
+        raise UsageError(f"{len(infos)} watchers are running: {names}; say which: 'drivesync stop LOCAL'")
+    failed = 0
+    for info in infos:
+        try:
+            status = daemon.request_stop(info, timeout=args.timeout)
+        except daemon.NotOurs as exc:
+            print(str(exc), file=sys.stderr)
+            daemon.prune(exc.info)
+            crashed += 1
+            continue
+        failed += len(status.get("failed", {}))
+        print(f"stopped {status.get('local') or info.name} after flushing: {status.get('done', 0)} uploads done, "
+              f"{len(status.get('failed', {}))} failed")
+    return 1 if failed or crashed else 0

@@ -184,6 +184,11 @@ def test_push_without_md5checksum_is_verified_and_counted(emulator, tmp_path):
     assert result.ok and sorted(result.uploaded) == ["a.bin", "b.bin"]
     assert result.verified_by_goog_hash + result.verified_by_size_only == 2
     assert "verified by" in result.summary()
+    again = push(str(src), "up", settings=settings_for(emulator), credentials=emulator.credentials_path)
+    assert again.ok and again.uploaded == [] and sorted(again.skipped) == ["a.bin", "b.bin"]   # the journal vouches
+    (src / "a.bin").write_bytes(os.urandom(1000))
+    changed = push(str(src), "up", settings=settings_for(emulator), credentials=emulator.credentials_path)
+    assert changed.uploaded == ["a.bin"]
     up = emulator.path_id("up")
     for name in ("a.bin", "b.bin"):
         fid = emulator.path_id(f"up/{name}")

@@ -54,3 +54,45 @@ def test_run_sync_works_inside_a_running_loop():
 
     assert run_sync(answer()) == 42
     assert asyncio.run(notebook_cell()) == 42
+
+
+def test_an_interrupt_while_waiting_for_the_worker_cancels_the_coroutine_there():
+    """A notebook cell interrupted (SIGINT -> KeyboardInterrupt in the thread running the cell) while
+    run_sync waits for its worker thread: the coroutine is cancelled on the worker's loop and unwinds
+    before KeyboardInterrupt comes out, so nothing keeps running in the background."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    steps = []
+    started = threading.Event()
+
+    async def long_transfer():
+        started.set()
+        try:
+            await asyncio.sleep(60)
+            steps.append("finished")
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)    # unwinding takes a moment (journal writes, closing files)
+            steps.append("cancelled")
+            raise
+
+    async def notebook_cell():
+        return run_sync(long_transfer())
+
+    def interrupt():
+        started.wait(10)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    loop = asyncio.new_event_loop()   # like ipykernel's: no SIGINT handler of asyncio.run's
+    try:
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(notebook_cell())
+    finally:
+        loop.close()
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["cancelled"]
+    assert not [t for t in threading.enumerate() if t.name == "drivesync-worker" and t.is_alive()]
