@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the [dev] extra installs nbformat")
-nbclient = pytest.importorskip("nbclient", reason="the [dev] extra installs nbclient")
-pytest.importorskip("ipykernel", reason="the [dev] extra installs ipykernel")
+# The [dev] extra installs these: a missing one is a broken install, not a reason to skip.
+import ipykernel  # noqa: E402,F401
+import nbclient  # noqa: E402
+import nbformat  # noqa: E402
 
 from drivesync.config import Settings  # noqa: E402
 from drivesync.demo import EmulatorProcess, sample_project, upload_project  # noqa: E402
