@@ -303,48 +303,39 @@ def _chosen(args):
 def run_flush(args) -> int:
     from .. import daemon
 
-    infos, crashed = _chosen(args)
-    if not infos:
-        if not crashed:
-            print("no running watchers: nothing to flush")
-        return 1 if crashed else 0
-    failed = 0
-    for info in infos:
-        try:
-            status = daemon.request_flush(info, timeout=args.timeout)
-        except daemon.NotOurs as exc:
-            print(str(exc), file=sys.stderr)
-            daemon.prune(exc.info)
-            crashed += 1
-            continue
-        failed += len(status.get("failed", {}))
-        print(f"flushed {status.get('local')}: {status.get('done', 0)} uploads done, "
-              f"{len(status.get('failed', {}))} failed")
-    return 1 if failed or crashed else 0
+    return _signal_watchers(args, "flush", daemon.request_flush, lambda info, status: f"flushed {status.get('local')}")
 
 
 def run_stop(args) -> int:
+    from .. import daemon
+
+    return _signal_watchers(args, "stop", daemon.request_stop,
+                            lambda info, status: f"stopped {status.get('local') or info.name} after flushing")
+
+
+def _signal_watchers(args, verb: str, request, said) -> int:
+    """flush or stop the chosen watchers (only processes proven to be ours: daemon.NotOurs otherwise);
+    one line each; exit 1 when an upload failed or a watcher was gone."""
     from .. import daemon
     from ..errors import UsageError
 
     infos, crashed = _chosen(args)
     if not infos:
         if not crashed:
-            print("no running watchers: nothing to stop")
+            print(f"no running watchers: nothing to {verb}")
         return 1 if crashed else 0
-    if args.local is None and len(infos) > 1:
+    if verb == "stop" and args.local is None and len(infos) > 1:
         names = ", ".join(f"{i.name} (pid {i.pid})" for i in infos)
         raise UsageError(f"{len(infos)} watchers are running: {names}; say which: 'drivesync stop LOCAL'")
     failed = 0
     for info in infos:
         try:
-            status = daemon.request_stop(info, timeout=args.timeout)
+            status = request(info, timeout=args.timeout)
         except daemon.NotOurs as exc:
             print(str(exc), file=sys.stderr)
             daemon.prune(exc.info)
             crashed += 1
             continue
         failed += len(status.get("failed", {}))
-        print(f"stopped {status.get('local') or info.name} after flushing: {status.get('done', 0)} uploads done, "
-              f"{len(status.get('failed', {}))} failed")
+        print(f"{said(info, status)}: {status.get('done', 0)} uploads done, {len(status.get('failed', {}))} failed")
     return 1 if failed or crashed else 0
