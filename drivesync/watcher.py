@@ -558,16 +558,37 @@ class Watcher:
 
 
 @contextlib.contextmanager
-def watch(local: str, remote: str | None = None, **options):
+def watch(local: str, remote: str | None = None, *, progress: bool | None = None, **options):
     """``with drivesync.watch("checkpoints/", "run42/checkpoints"): train()`` uploads checkpoints as they
     complete and flushes on exit. Options: settle, complete_marker, exclude, delete, keep_last, poll,
-    plus the connection options of ``push`` (credentials, api_url, settings, transfers, chunk_size)."""
+    plus the connection options of ``push`` (credentials, api_url, settings, transfers, chunk_size).
+    ``progress`` (None: in a notebook or on a terminal, like pull and push): a bar per upload in flight
+    and the 'durable:' line of each checkpoint verified on Drive."""
+    from . import progress as progress_mod
+
     watch_fields = {f for f in WatchOptions.__dataclass_fields__}
     wopts = WatchOptions(**{k: (tuple(v) if k == "exclude" else v) for k, v in options.items() if k in watch_fields})
     rest = {k: v for k, v in options.items() if k not in watch_fields}
-    watcher = Watcher(local, remote, options=wopts, **rest)
-    watcher.start()
+    bars = handler = None
+    logger = logging.getLogger("drivesync.watch")
+    before = logger.level
+    if progress_mod.wanted(progress):
+        bars = progress_mod.WatchProgress(disable=False)
+        rest["subscribers"] = list(rest.get("subscribers", ())) + [bars]
+        handler = progress_mod.line_handler(write=bars.write)
+        handler.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
     try:
-        yield watcher
+        watcher = Watcher(local, remote, options=wopts, **rest)
+        watcher.start()
+        try:
+            yield watcher
+        finally:
+            watcher.stop(flush=True)
     finally:
-        watcher.stop(flush=True)
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(before)
+            bars.close()

@@ -225,3 +225,17 @@ def test_progress_is_drawn_where_someone_looks(emulator, tmp_path, capfd, monkey
     drivesync.push(str(src), "up", api_url=emu.url, credentials=emu.credentials_path, progress=True)
     err = capfd.readouterr().err
     assert "push" in err and "2/2 files" in err
+
+
+def test_watch_shows_its_durable_lines_when_asked_and_nothing_when_not(emulator, tmp_path, capfd):
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    fast = dict(api_url=emulator.url, credentials=emulator.credentials_path, settle=0.3)
+    with drivesync.watch(str(root), "run", progress=True, **fast):
+        (root / "a.ckpt").write_bytes(b"a" * 5000)
+    err = capfd.readouterr().err
+    assert "durable: a.ckpt" in err, err
+    with drivesync.watch(str(root), "run", **fast):     # not a terminal, not a notebook: silent
+        (root / "b.ckpt").write_bytes(b"b" * 5000)
+    assert "durable" not in capfd.readouterr().err
+    assert emulator.content(emulator.path_id("run/b.ckpt")) == b"b" * 5000
