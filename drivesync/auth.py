@@ -224,9 +224,13 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
 
     import warnings
 
+    # "No project ID could be determined" (google-auth logs it, on the logging module): Drive needs no
+    # project, and the line would be the first a newcomer sees, before every command's own answer.
+    auth_log = logging.getLogger("google.auth._default")
+    level = auth_log.level
+    auth_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            # "No project ID could be determined": Drive needs none; the warning would only confuse.
             warnings.filterwarnings("ignore", message=".*project ID.*")
             warnings.filterwarnings("ignore", message=".*end user credentials from Google Cloud SDK.*")
             creds, _project = google.auth.default(scopes=scope_urls(scopes))
@@ -238,6 +242,8 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
             raise AuthError(f"GOOGLE_APPLICATION_CREDENTIALS={where} is {reason}") from None
         log.debug("no application default credentials (%s)", type(exc).__name__)
         return None
+    finally:
+        auth_log.setLevel(level)
     creds = _honour_file_token_uri(creds, os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
     if not _drive_scoped_vm(creds):
         log.info("credentials: skipping the VM's service account (its access scopes do not include Drive)")

@@ -103,9 +103,14 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
+def plural(n: int, word: str) -> str:
+    """'1 file', '2 files', '0 files'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def summary_line(result, verb: str = "pulled") -> str:
     """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries'."""
-    parts = [f"{verb} {result.done} files"]
+    parts = [f"{verb} {plural(result.done, 'file')}"]
     extra = [f"{result.skipped} skipped", f"{len(result.failed)} failed"]
     if getattr(result, "exported", 0):
         extra.append(f"{result.exported} Docs exported")

@@ -69,13 +69,13 @@ class PushResult:
 
     def __str__(self) -> str:
         """'pushed 3 files (2 unchanged, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s -> run42/checkpoints'."""
-        from .progress import human_bytes, odd_answer_notes
+        from .progress import human_bytes, odd_answer_notes, plural
 
         extra = [f"{len(self.skipped)} unchanged", f"{len(self.failed)} failed"]
         if self.deleted:
             extra.append(f"{len(self.deleted)} trashed")
         rate = self.bytes_uploaded / 1e6 / self.seconds if self.seconds > 0 else 0.0
-        text = (f"pushed {len(self.uploaded)} files ({', '.join(extra)}), {human_bytes(self.bytes_uploaded)} "
+        text = (f"pushed {plural(len(self.uploaded), 'file')} ({', '.join(extra)}), {human_bytes(self.bytes_uploaded)} "
                 f"in {self.seconds:.1f} s = {rate:.1f} MB/s")
         return "; ".join([text] + odd_answer_notes(self)) + f" -> {self.remote}"
 

@@ -232,3 +232,18 @@ def test_access_revoked_in_the_middle_of_a_pull(tmp_path, emu, isolated_in_proce
         path = local / emu.file(fid)["name"]
         if path.exists():
             assert path.read_bytes() == emu.content(fid)
+
+
+def test_application_default_credentials_print_no_project_id_warning(emulator, tmp_path):
+    """google-auth logs 'No project ID could be determined' for credentials without a project; Drive
+    needs none, so a command's output is its own lines only."""
+    from cli_env import env_for
+
+    top = emulator.add_folder("data")
+    emulator.add_file("a.txt", b"hi", parent_id=top)
+    env = env_for(tmp_path, emulator, GOOGLE_APPLICATION_CREDENTIALS=emulator.credentials_path)
+    r = subprocess.run([sys.executable, "-m", "drivesync", "pull", "data/", str(tmp_path / "out")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "project ID" not in r.stderr
+    assert r.stderr.splitlines() == [line for line in r.stderr.splitlines() if line.startswith("pulled ")]

@@ -192,8 +192,8 @@ def test_results_print_one_summary_line(emulator, tmp_path):
     src.mkdir()
     (src / "a.txt").write_bytes(b"hello")
     pushed = drivesync.push(str(src), "up", api_url=emu.url, credentials=emu.credentials_path)
-    assert repr(pushed).startswith("PushResult(pushed 1 files (0 unchanged, 0 failed), 5 B in ")
-    assert repr(pushed).endswith("-> up)") and "pushed 1 files" in pushed._repr_html_()
+    assert repr(pushed).startswith("PushResult(pushed 1 file (0 unchanged, 0 failed), 5 B in ")
+    assert repr(pushed).endswith("-> up)") and "pushed 1 file (" in pushed._repr_html_()
     assert pushed.uploaded == ["a.txt"]
 
 
