@@ -110,6 +110,11 @@ def plural(n: int, word: str) -> str:
 
 def summary_line(result, verb: str = "pulled") -> str:
     """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries'."""
+    if getattr(result, "dry_run", False):
+        # What it would do, counted from the plan it listed; nothing moved, so no time or rate.
+        text = (f"{verb} {plural(result.planned, 'file')} ({human_bytes(result.planned_bytes)}), "
+                f"{result.skipped} already there, {len(result.failed)} in conflict")
+        return text + (f", {result.filtered} filtered out" if getattr(result, "filtered", 0) else "")
     parts = [f"{verb} {plural(result.done, 'file')}"]
     extra = [f"{result.skipped} skipped", f"{len(result.failed)} failed"]
     if getattr(result, "exported", 0):

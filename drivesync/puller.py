@@ -64,6 +64,8 @@ class PullResult:
     dry_run: bool = False
     plan: list[str] = field(default_factory=list)   # with dry_run: what would happen
     latest: list[str] = field(default_factory=list)  # with latest=True: the checkpoints restored
+    planned: int = 0                 # with dry_run: files that would be downloaded (or exported)
+    planned_bytes: int = 0           # with dry_run: their bytes (Docs exports count 0: their size is unknown)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +185,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
             if dry_run:
                 result.plan = plan.lines()
                 result.failed = [Failure(a.rel, a.reason) for a in plan.conflicts]
+                result.planned, result.planned_bytes = len(plan.transfers), plan.bytes_to_transfer
             else:
                 await _execute(drive, plan, journal, settings, counters, result, progress, subscribers)
         finally:

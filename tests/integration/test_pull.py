@@ -193,6 +193,11 @@ def test_filters_and_dry_run(emulator, tmp_path):
     dry = pull(emu, "p", out, dry_run=True)
     assert dry.ok and dry.dry_run and not out.exists()
     assert any("images/a.png" in line for line in dry.plan) and any("train.py" in line for line in dry.plan)
+    from drivesync.progress import summary_line
+
+    assert dry.planned == 3 and dry.planned_bytes == 10
+    line = summary_line(dry, "would pull")     # counts what it listed, and says no rate: nothing moved
+    assert line.startswith("would pull 3 files (10 B), 0 already there") and "MB/s" not in line, line
     result = pull(emu, "p", out, include=["*.png", "/train.py"])
     assert result.ok and result.filtered == 1
     assert local_tree(out) == {"images/": None, "images/a.png": b"png", "train.py": b"code"}
