@@ -68,7 +68,6 @@ def run_pull(args) -> int:
     from ..config import from_environment
     from ..errors import UsageError
     from ..filters import Filter
-    from ..progress import summary_line
     from ..puller import pull
 
     if args.range_size is not None and args.range_size < 1:
@@ -93,7 +92,7 @@ def run_pull(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     elif not args.quiet or result.failed:
-        print(summary_line(result, "would pull" if args.dry_run else "pulled"), file=sys.stderr)
+        print(str(result), file=sys.stderr)      # the summary, and where the files went (-> LOCAL)
     for failure in result.failed:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
     return 0 if result.ok else 1

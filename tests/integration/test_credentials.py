@@ -246,4 +246,5 @@ def test_application_default_credentials_print_no_project_id_warning(emulator, t
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "project ID" not in r.stderr
-    assert r.stderr.splitlines() == [line for line in r.stderr.splitlines() if line.startswith("pulled ")]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pulled 1 file ") and lines[0].endswith(f"-> {tmp_path / 'out'}")
