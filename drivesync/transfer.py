@@ -152,10 +152,11 @@ def run_sync(coro, *, cancel_wait: float | None = None):
             finished.set()
 
     thread = threading.Thread(target=runner, name="drivesync-worker", daemon=True)
-    thread.start()
     # Wait on an Event, not thread.join(): a join interrupted by KeyboardInterrupt marks the thread as
     # stopped while it still runs (CPython's bpo-45274 handling), and later joins return at once.
+    # start() is inside the try too: an interrupt can land while it returns, with the work already running.
     try:
+        thread.start()
         finished.wait()
     except KeyboardInterrupt:
         if _cancel_worker(box, ready, finished, CANCEL_WAIT_S if cancel_wait is None else cancel_wait):
