@@ -234,6 +234,7 @@ class Pusher:
         """Upload one file (``rel`` is its Drive path under the root; ``path`` its local path when that is
         not the same) unless Drive already holds it; returns ('done' | 'skip', the Drive file)."""
         path = path or self.local_path(rel)
+        stats = stats if stats is not None else UploadStats()
         st = LocalStat.of(path)
         if not os.path.isfile(path):
             raise UsageError(f"{path} is not a regular file")
@@ -265,8 +266,8 @@ class Pusher:
                 self._listings.pop(parent_id, None)
             raise
         self._remember(parent_id, remote)
-        # Without Drive's md5 the journal keeps ours (verified by integrity's rule), for the next skip.
-        self._record(path, remote, remote.md5 or await self._md5(path, st), st)
+        # Without Drive's md5 the journal keeps ours (the upload's, verified by integrity's rule), for the next skip.
+        self._record(path, remote, remote.md5 or stats.md5 or None, st)
         return "done", remote
 
     def _unchanged_without_md5(self, path: str, existing: RemoteFile, st: LocalStat) -> bool:

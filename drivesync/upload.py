@@ -304,6 +304,8 @@ class UploadStats:
     resent: int = 0
     #: How Drive's copy was checked: 'md5Checksum', 'X-Goog-Hash' or 'size' (no checksum at all).
     verified_by: str = ""
+    #: The md5 of the bytes that went up (the local file's), known once the upload verified.
+    md5: str = ""
 
 
 @dataclass
@@ -579,6 +581,7 @@ async def _check(drive: Drive, path: str, remote: RemoteFile, size: int, md5: st
     if problem is not None:
         raise DriveHoldsOtherBytes(f"{path}: Drive's copy differs from the local file: {problem}", remote)
     if stats is not None:
+        stats.md5 = md5
         stats.verified_by = ("md5Checksum" if remote.md5 else "size" if want.method == integrity.SIZE
                              else "X-Goog-Hash")
     return remote
