@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -179,30 +180,39 @@ async def upload_project(settings: Settings, credentials: str, files: dict[str, 
 def run_demo(target: str = "drivesync-demo", *, progress: bool | None = None, images: int = 200,
              zip_size: int = 50 * 1000 * 1000, say=print):
     """Start the emulator, seed it through the API, pull into ``target``; returns the PullResult."""
-    from .puller import pull
-    from .state import Journal
-
     target = os.path.abspath(target)
     workdir = tempfile.mkdtemp(prefix="drivesync-demo-")
     try:
         with EmulatorProcess(workdir) as emu:
             say(f"started a local Drive emulator at {emu.url}")
-            files = sample_project(images=images, zip_size=zip_size)
-            total = sum(len(d) for d in files.values())
-            say(f"uploading a sample project ({len(files)} files, {total / 1e6:.0f} MB) through the Drive API ...")
-            seed_settings = Settings(api_url=emu.url, write_tps=1000.0, write_burst=100, tps=1000.0)
-            asyncio.run(upload_project(seed_settings, emu.credentials, files, "sample-project"))
-            emu.configure(**DRIVE_LIKE)
-            say(f"pulling sample-project/ into {target} (the emulator now limits like Drive: "
-                "25 MB/s per connection, 150 MB/s in all, 200 requests/s)")
-            journal = Journal(os.path.join(workdir, "journal.db"))
-            try:
-                return pull("sample-project/", target, credentials=emu.credentials, api_url=emu.url,
-                            progress=progress, journal=journal)
-            finally:
-                journal.close()
+            return _seed_and_pull(emu, workdir, target, images=images, zip_size=zip_size, progress=progress,
+                                  say=say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _seed_and_pull(emu, workdir: str, target: str, *, images: int, zip_size: int, progress, say,
+                   step: str = "") -> "PullResult":
+    """Upload the sample project through the Drive API (unthrottled), then pull it into ``target`` with
+    the emulator limiting like Drive; ``step`` numbers the lines when the demo tells more of the story."""
+    from .puller import pull
+    from .state import Journal
+
+    indent = " " * len(step)
+    files = sample_project(images=images, zip_size=zip_size)
+    total = sum(len(d) for d in files.values())
+    say(f"{step}uploading a sample project ({len(files)} files, {total / 1e6:.0f} MB) through the Drive API ...")
+    seed_settings = Settings(api_url=emu.url, write_tps=1000.0, write_burst=100, tps=1000.0)
+    asyncio.run(upload_project(seed_settings, emu.credentials, files, "sample-project"))
+    emu.configure(**DRIVE_LIKE)
+    say(f"{indent}pulling sample-project/ into {target} (the emulator now limits like Drive: "
+        "25 MB/s per connection, 150 MB/s in all, 200 requests/s)")
+    journal = Journal(os.path.join(workdir, "journal.db"))
+    try:
+        return pull("sample-project/", target, credentials=emu.credentials, api_url=emu.url,
+                    progress=progress, journal=journal)
+    finally:
+        journal.close()
 
 
 # -- the whole story: pull, train with a watcher, lose the runtime, restore, resume, flush -------------
@@ -404,12 +414,6 @@ def _train(rt: _Runtime, weights: bytes, first: int, last: int, *, save_every: i
     return weights
 
 
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-
-
 def run_story(target: str = "drivesync-demo", *, progress: bool | None = None, images: int = 200,
               zip_size: int = 50 * 1000 * 1000, save_every: int = 100, saves_before_loss: int = 4,
               saves_after: int = 3, step_s: float = 0.025, ckpt_size: int = 2 * 1000 * 1000,
@@ -427,7 +431,6 @@ def run_story(target: str = "drivesync-demo", *, progress: bool | None = None, i
     ``target/runtime-1`` and ``target/runtime-2`` are recreated on every run.
     """
     from .puller import latest_checkpoint, pull
-    from .state import Journal
 
     began = time.monotonic()
     report = StoryReport()
@@ -437,21 +440,8 @@ def run_story(target: str = "drivesync-demo", *, progress: bool | None = None, i
     try:
         with EmulatorProcess(workdir) as emu:
             say(f"started a local Drive emulator at {emu.url}")
-            files = sample_project(images=images, zip_size=zip_size)
-            total = sum(len(d) for d in files.values())
-            say(f"1. uploading a sample project ({len(files)} files, {total / 1e6:.0f} MB) through the Drive API ...")
-            seed_settings = Settings(api_url=emu.url, write_tps=1000.0, write_burst=100, tps=1000.0)
-            asyncio.run(upload_project(seed_settings, emu.credentials, files, "sample-project"))
-            emu.configure(**DRIVE_LIKE)
-            project = os.path.join(target, "sample-project")
-            say(f"   pulling sample-project/ into {project} (the emulator now limits like Drive: "
-                "25 MB/s per connection, 150 MB/s in all, 200 requests/s)")
-            journal = Journal(os.path.join(workdir, "journal.db"))
-            try:
-                report.project = pull("sample-project/", project, credentials=emu.credentials, api_url=emu.url,
-                                      progress=progress, journal=journal)
-            finally:
-                journal.close()
+            report.project = _seed_and_pull(emu, workdir, os.path.join(target, "sample-project"), images=images,
+                                            zip_size=zip_size, progress=progress, say=say, step="1. ")
             from .progress import summary_line
 
             say(f"   {summary_line(report.project)}")
@@ -538,7 +528,7 @@ def story_summary(report: StoryReport) -> list[str]:
                      f"{r['seconds']:.2f} s = {r['mb_per_s']:.1f} MB/s; newest checkpoint step {report.restored_step}, "
                      "nothing older")
     if report.lags:
-        lines.append(f"  checkpoint complete -> durable on Drive: median {_median(report.lags):.1f} s, "
+        lines.append(f"  checkpoint complete -> durable on Drive: median {statistics.median(report.lags):.1f} s, "
                      f"worst {max(report.lags):.1f} s over {len(report.lags)} uploads (paced at Drive's 3 writes/s)")
     if report.resumed_step:
         lines.append(f"  lost at step {report.lost_at_step}, resumed at step {report.resumed_step}, finished at step "
