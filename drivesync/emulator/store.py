@@ -207,14 +207,17 @@ class Hasher:
                 "crc32c": self.crc32c.value}
 
 
+def file_chunks(path: str | os.PathLike):
+    """A file's bytes, COPY_CHUNK at a time."""
+    with open(path, "rb") as f:
+        while b := f.read(COPY_CHUNK):
+            yield b
+
+
 def hash_file(path: str | os.PathLike) -> tuple[int, dict]:
     h = Hasher()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(COPY_CHUNK)
-            if not b:
-                break
-            h.update(b)
+    for b in file_chunks(path):
+        h.update(b)
     return h.size, h.digests()
 
 
@@ -695,12 +698,8 @@ class Store:
         path = self.content_path(rev)
         try:
             c = crc32c_mod.Crc32c()
-            with open(path, "rb") as f:
-                while True:
-                    b = f.read(COPY_CHUNK)
-                    if not b:
-                        break
-                    c.update(b)
+            for b in file_chunks(path):
+                c.update(b)
         except FileNotFoundError:
             return None
         with self.lock:
@@ -774,16 +773,7 @@ class Store:
         if data is not None:
             content = self.write_content([data[i : i + COPY_CHUNK] for i in range(0, len(data), COPY_CHUNK)])
         elif path is not None:
-
-            def read():
-                with open(path, "rb") as f:
-                    while True:
-                        b = f.read(COPY_CHUNK)
-                        if not b:
-                            return
-                        yield b
-
-            content = self.write_content(read())
+            content = self.write_content(file_chunks(path))
         elif size is not None:
             content = self.write_content(pseudo_random_chunks(size, seed))
         else:
