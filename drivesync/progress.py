@@ -7,6 +7,7 @@ so thousands of small files never make thousands of bars), and ``summary_line`` 
 from __future__ import annotations
 
 import sys
+from typing import Iterable
 
 from .transfer import Event
 
@@ -19,9 +20,7 @@ class Progress:
                  disable: bool | None = None):
         from tqdm.auto import tqdm
 
-        self._tqdm = tqdm
         self.file = file or sys.stderr
-        self.disable = disable
         self.total_files = total_files
         self.unit_files = unit_files
         self.big_file = big_file
@@ -30,8 +29,7 @@ class Progress:
         self.failed = 0
         self.retries = 0
         self.waiting_for = ""
-        self._file_bars: dict[str, object] = {}
-        self._free_positions = list(range(max_file_bars, 0, -1))
+        self._file_bars = FileBars(positions=range(1, max_file_bars + 1), file=self.file, disable=disable)
         self.main = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
                          file=self.file, disable=disable, dynamic_ncols=True, position=0)
         self._postfix()
@@ -56,18 +54,10 @@ class Progress:
         kind = event.kind
         if kind == "bytes":
             self.main.update(event.nbytes)
-            bar = self._file_bars.get(event.path)
-            if bar is not None:
-                bar.update(event.nbytes)
+            self._file_bars.update(event.path, event.nbytes)
         elif kind == "start":
-            if (event.total or 0) >= self.big_file and self._free_positions:
-                position = self._free_positions.pop()
-                name = event.path if len(event.path) <= 40 else "..." + event.path[-37:]
-                bar = self._tqdm(total=event.total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                                 file=self.file, disable=self.disable, leave=False, position=position,
-                                 dynamic_ncols=True)
-                bar.drivesync_position = position
-                self._file_bars[event.path] = bar
+            if (event.total or 0) >= self.big_file:
+                self._file_bars.open(event.path, event.total)
         elif kind in ("done", "skip", "fail"):
             self.files_done += 1
             if kind == "skip" and event.total and self.main.total:
@@ -75,24 +65,61 @@ class Progress:
             self.waiting_for = ""
             if kind == "fail":
                 self.failed += 1
-                self._tqdm.write(f"failed: {event.path}: {event.message}", file=self.file)
-            self._close_file_bar(event.path)
+                self._file_bars.write(f"failed: {event.path}: {event.message}")
+            self._file_bars.close(event.path)
             self._postfix()
             self.main.refresh()
         elif kind == "retry":
             self.retries += 1
             self._postfix()
 
-    def _close_file_bar(self, path: str) -> None:
-        bar = self._file_bars.pop(path, None)
+    def close(self) -> None:
+        self._file_bars.close_all()
+        self.main.close()
+
+
+class FileBars:
+    """One tqdm bar per file in flight, on a fixed set of screen positions (a file with none free gets
+    no bar, so thousands of files never make thousands of bars). Shared by pull/push and the watcher."""
+
+    def __init__(self, *, positions: Iterable[int], file=None, disable: bool | None = None):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self.file = file or sys.stderr
+        self.disable = disable
+        self._bars: dict[str, object] = {}
+        self._free = sorted(positions, reverse=True)
+
+    def open(self, path: str, total: int | None) -> None:
+        self.close(path)
+        if not self._free:
+            return
+        position = self._free.pop()
+        name = path if len(path) <= 40 else "..." + path[-37:]
+        bar = self._tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                         file=self.file, disable=self.disable, leave=False, position=position, dynamic_ncols=True)
+        bar.drivesync_position = position
+        self._bars[path] = bar
+
+    def update(self, path: str, nbytes: int) -> None:
+        bar = self._bars.get(path)
         if bar is not None:
-            self._free_positions.append(bar.drivesync_position)
+            bar.update(nbytes)
+
+    def close(self, path: str) -> None:
+        bar = self._bars.pop(path, None)
+        if bar is not None:
+            self._free.append(bar.drivesync_position)
             bar.close()
 
-    def close(self) -> None:
-        for path in list(self._file_bars):
-            self._close_file_bar(path)
-        self.main.close()
+    def close_all(self) -> None:
+        for path in list(self._bars):
+            self.close(path)
+
+    def write(self, line: str) -> None:
+        """A line above the bars, without tearing them."""
+        self._tqdm.write(line, file=self.file)
 
 
 def human_bytes(n: float) -> str:
@@ -193,46 +220,23 @@ class WatchProgress:
     through ``write`` (the durable lines) appear above the bars without tearing them."""
 
     def __init__(self, *, file=None, max_bars: int = 4, disable: bool | None = None):
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
         self.file = file or sys.stderr
-        self.disable = disable
-        self._bars: dict[str, object] = {}
-        self._free = list(range(max_bars - 1, -1, -1))
+        self._bars = FileBars(positions=range(max_bars), file=self.file, disable=disable)
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
         if kind == "start":
-            self._close(event.path)
-            if not self._free:
-                return
-            position = self._free.pop()
-            name = event.path if len(event.path) <= 40 else "..." + event.path[-37:]
-            bar = self._tqdm(total=event.total or None, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                             file=self.file, disable=self.disable, leave=False, position=position,
-                             dynamic_ncols=True)
-            bar.drivesync_position = position
-            self._bars[event.path] = bar
+            self._bars.open(event.path, event.total)
         elif kind == "bytes":
-            bar = self._bars.get(event.path)
-            if bar is not None:
-                bar.update(event.nbytes)
+            self._bars.update(event.path, event.nbytes)
         elif kind in ("done", "skip", "fail"):
-            self._close(event.path)
+            self._bars.close(event.path)
 
     def write(self, line: str) -> None:
-        self._tqdm.write(line, file=self.file)
-
-    def _close(self, path: str) -> None:
-        bar = self._bars.pop(path, None)
-        if bar is not None:
-            self._free.append(bar.drivesync_position)
-            bar.close()
+        self._bars.write(line)
 
     def close(self) -> None:
-        for path in list(self._bars):
-            self._close(path)
+        self._bars.close_all()
 
 
 def line_handler(write=None, stream=None, fmt: str = "%(message)s"):
