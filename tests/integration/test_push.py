@@ -14,7 +14,7 @@ from drivesync.config import Settings
 from drivesync.errors import DrivesyncError, NotAFolder, UsageError
 from drivesync.state import Journal
 
-Emulator = pytest.importorskip("drivesync.emulator.testing").Emulator
+from drivesync.emulator.testing import Emulator  # an import error fails these tests, never skips them
 
 KiB, MiB = 1024, 1024 * 1024
 CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
