@@ -1,5 +1,7 @@
 """`drivesync pull` / `ls` bad input: one clear line on stderr, a non-zero exit, nothing written."""
+import contextlib
 import os
+import subprocess
 
 import pytest
 
@@ -56,18 +58,35 @@ def test_ambiguous_path_lists_the_ids(drive, capsys, tmp_path):
     assert code != 0 and all(f"id:{i}" in line for i in ids)
 
 
-def test_unwritable_local(drive, capsys, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+@contextlib.contextmanager
+def unwritable_folder(path):
+    """`path` made unwritable for this process: mode 0500, and for root (CI runs as root, which mode
+    bits do not stop) a read-only bind mount of the folder onto itself."""
+    path.mkdir()
+    path.chmod(0o500)
+    mounted = False
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that can write anywhere")
+        if os.access(path, os.W_OK):
+            for cmd in (["mount", "--bind", str(path), str(path)],
+                        ["mount", "-o", "remount,bind,ro", str(path)]):
+                got = subprocess.run(cmd, capture_output=True, text=True)
+                mounted = mounted or cmd[1] == "--bind" and got.returncode == 0
+                if got.returncode != 0:
+                    pytest.fail(f"as root this test needs a read-only bind mount, and {' '.join(cmd)} failed: "
+                                f"{got.stderr.strip()} (run it with CAP_SYS_ADMIN, or as a normal user)")
+        assert not os.access(path, os.W_OK), "the folder is still writable"
+        yield path
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(path)], check=True)
+        path.chmod(0o700)
+
+
+def test_unwritable_local(drive, capsys, tmp_path):
+    with unwritable_folder(tmp_path / "locked") as locked:
         code, _, err = run(drive, capsys, "pull", "project", str(locked / "out"))
         assert code != 0 and "not writable" in one_line_error(err)
         assert os.listdir(locked) == []
-    finally:
-        locked.chmod(0o700)
 
 
 def test_local_is_a_file_where_a_folder_is_needed(drive, capsys, tmp_path):
