@@ -163,8 +163,13 @@ def test_bucket_exact_floor():
     assert waited == pytest.approx(1.0)
     clock.t += 1.0
     assert b.reserve(0) == 0.0
+    assert b.tokens == pytest.approx(0.0)  # the debt is paid, nothing saved up
+    # Ten idle seconds refill the bucket, but only up to the burst: 100 bytes go at once, the next
+    # byte waits 1/rate (a bucket that refilled past its burst would let 10,000 go).
     clock.t += 10
-    assert b.tokens <= 100  # never more than the burst
+    assert b.reserve(100) == 0.0
+    assert b.tokens == pytest.approx(0.0)
+    assert b.reserve(1) == pytest.approx(1 / 1000)
 
 
 def test_bucket_try_take_and_wait_time():
