@@ -240,12 +240,13 @@ def _check_rows(data: dict, scenarios: list[str], profile: str) -> None:
         for name in NAMES:
             r = rows[(s, name)]
             assert r["profile"] == profile
-            if r["status"] == "unavailable":
+            if name == "fuse-mount" and r["status"] == "unavailable":
                 assert r["note"], "an unavailable row must say why"
-                assert name != "official", "google-api-python-client is a dev dependency"
-                continue
+                continue  # no /dev/fuse or fusermount here (a container): reported, not hidden
             if name == "fuse-mount" and r["status"] == "failed" and "FUSE mount" in r["note"]:
                 continue  # a machine where /dev/fuse exists but mounting is refused: reported, not hidden
+            # drivesync is this checkout, rclone is installed by .ci/run and the official client is a dev
+            # dependency: none of them may be "unavailable" (that row would hide a broken contender).
             assert r["status"] == "ok", r  # ran, exited 0, every file's size and md5 checked
             assert r["requests"] > 0 and r["cpu_s"] > 0 and r["peak_rss_mib"] > 0 and r["wall_s"] > 0
 
@@ -266,8 +267,11 @@ def test_quick_run_under_drive_like_reports_ratios_to_the_floor(tmp_path):
     _check_rows(data, ["large"], "drive-like")
     floor_s = data["floors"]["drive-like/large"]["seconds"]
     assert floor_s > 0
+    floor_requests = data["floors"]["drive-like/large"]["requests"]
     for r in data["rows"]:
         if r["status"] == "ok":
             assert r["ratio"] == pytest.approx(r["wall_s"] / floor_s, rel=0.02)
-            # nobody beats physics: the emulator enforces the very numbers the floor is made of
-            assert r["wall_s"] >= floor_s * 0.95
+            # Nobody beats the floor's model, counted, not timed: the emulator's own request counter is at
+            # least the floor's request count (a floor that over-counts requests flatters every ratio, and
+            # a row whose emulator stats were not counted or reset wrongly shows fewer).
+            assert r["requests"] >= floor_requests, (r, floor_requests)
