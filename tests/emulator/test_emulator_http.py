@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+import sys
 import time
 import zipfile
 
@@ -529,44 +531,97 @@ def test_cut_connections(emulator, api):
     assert emulator.stats()["cut_connections"] == 2
 
 
-def test_bandwidth_and_latency_are_enforced(emulator):
+class PacedClock:
+    """The emulator's limits on a frozen clock, and every asyncio.sleep of its server and upload code
+    recorded (by the function that asked) instead of slept. On a frozen clock a token bucket's debt only
+    grows, so the longest wait a transfer is told to take is exactly its bucket time, (bytes - burst) /
+    rate: the throttling is checked as arithmetic, never against the wall clock."""
+
+    def __init__(self):
+        self.t = 1000.0
+        self.sleeps: list[tuple[str, float]] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def waits(self, who: str) -> list[float]:
+        return [d for caller, d in self.sleeps if caller == who]
+
+
+class _RecordingAsyncio:
+    """Stands in for the `asyncio` module inside the emulator's server and upload modules."""
+
+    def __init__(self, clock: PacedClock):
+        self._clock = clock
+
+    def __getattr__(self, name):
+        return getattr(asyncio, name)
+
+    def sleep(self, delay, result=None):
+        self._clock.sleeps.append((sys._getframe(1).f_code.co_name, delay))
+        return _real_sleep(0, result)
+
+
+_real_sleep = asyncio.sleep
+
+
+@pytest.fixture
+def paced(emulator, monkeypatch):
+    from drivesync.emulator import limits as limits_module, server as server_module, service as service_module
+    from drivesync.emulator import uploads as uploads_module
+
+    clock = PacedClock()
+    monkeypatch.setattr(emulator.server.limits, "clock", clock)  # buckets built from now on use it
+    # service.py builds the per-connection buckets itself, on TokenBucket's default clock
+    monkeypatch.setattr(service_module, "TokenBucket",
+                        lambda rate, burst, clock_=clock: limits_module.TokenBucket(rate, burst, clock_))
+    shim = _RecordingAsyncio(clock)
+    monkeypatch.setattr(server_module, "asyncio", shim)
+    monkeypatch.setattr(uploads_module, "asyncio", shim)
+    return clock
+
+
+def test_bandwidth_and_latency_are_enforced(emulator, paced):
     size = 2_000_000
     fid = emulator.add_file("bw.bin", size=size, seed=7)
     emulator.configure(download_bps_per_connection=4_000_000, download_burst_per_connection=256 * KIB,
                        media_latency_s=0.1, metadata_latency_s=0.2)
+    emulator.reset_stats()
     with httpx.Client(base_url=emulator.url, headers=emulator.auth_headers()) as api:
-        t = time.perf_counter()
         r = api.get(f"/drive/v3/files/{fid}", params={"alt": "media"})
-        took = time.perf_counter() - t
-        assert len(r.content) == size
-        floor = 0.1 + (size - 256 * KIB) / 4_000_000
-        assert floor <= took < floor + 0.5
-        t = time.perf_counter()
-        api.get("/drive/v3/files/root")
-        assert 0.2 <= time.perf_counter() - t < 0.6
-    # total cap shared by two connections
+        assert len(r.content) == size and emulator.stats()["bytes_sent"] == size
+        assert paced.waits("_latency") == [0.1]  # time to first byte of media
+        # every byte went through the connection's bucket: the last one may go (size - burst) / rate later
+        assert max(paced.waits("_paced_send")) == pytest.approx((size - 256 * KIB) / 4_000_000)
+        paced.sleeps.clear()
+        assert api.get("/drive/v3/files/root").status_code == 200
+        assert paced.sleeps == [("_latency", 0.2)]  # a metadata call: its latency and no bandwidth wait
+    # total cap shared by two connections: the bucket's debt is both downloads' bytes, not one's
     emulator.configure(download_bps_per_connection=None, download_bps_total=8_000_000, download_burst_total=256 * KIB,
                        media_latency_s=0, metadata_latency_s=0)
+    paced.sleeps.clear()
+    emulator.reset_stats()
     import concurrent.futures as cf
 
     def fetch():
         with httpx.Client(base_url=emulator.url, headers=emulator.auth_headers()) as c:
             return len(c.get(f"/drive/v3/files/{fid}", params={"alt": "media"}).content)
 
-    t = time.perf_counter()
     with cf.ThreadPoolExecutor(2) as ex:
         assert list(ex.map(lambda _: fetch(), range(2))) == [size, size]
-    took = time.perf_counter() - t
-    assert (2 * size - 256 * KIB) / 8_000_000 <= took < (2 * size) / 8_000_000 + 0.6
+    assert emulator.stats()["bytes_sent"] == 2 * size
+    assert paced.waits("_latency") == []
+    assert max(paced.waits("_paced_send")) == pytest.approx((2 * size - 256 * KIB) / 8_000_000)
 
 
-def test_upload_bandwidth(emulator, api):
+def test_upload_bandwidth(emulator, api, paced):
     emulator.configure(upload_bps_per_connection=2_000_000, upload_burst_per_connection=64 * KIB)
+    emulator.reset_stats()
     data = b"u" * 1_000_000
-    t = time.perf_counter()
     r = api.post("/upload/drive/v3/files", params={"uploadType": "media"}, content=data)
-    took = time.perf_counter() - t
-    assert r.status_code == 200 and (len(data) - 64 * KIB) / 2_000_000 <= took < 1.5
+    assert r.status_code == 200 and emulator.content(r.json()["id"]) == data
+    assert emulator.stats()["bytes_received"] == len(data)
+    assert max(paced.waits("blocks")) == pytest.approx((len(data) - 64 * KIB) / 2_000_000)
 
 
 def test_stats_and_admin_endpoints(emulator, api):
