@@ -344,8 +344,10 @@ class Pusher:
         inner = [f[len(rel) + 1:] for f in files]
         if await self._holds_all(rel, inner):
             return 0
+        known = stage_rel in self._folders
         stage_id = await self.folder(stage_rel)
-        stage_children = await self.listing(stage_id, refresh=True)
+        # A stage this run just made is known empty; one found on Drive (a crash's) is listed afresh.
+        stage_children = await self.listing(stage_id, refresh=known or stage_id not in self._listings)
 
         async def one(part: str) -> int:
             async with (slot or contextlib.nullcontext()):

@@ -65,6 +65,8 @@ class _Item:
     running: bool = False
     superseded: bool = False
     previous: list = field(default_factory=list)
+    # What the item was on disk when it became complete (see Watcher._signature).
+    signature: tuple | None = None
     # Progress of the attempt running now (what `drivesync status` and the bars show).
     total: int = 0
     sent: int = 0
@@ -122,6 +124,7 @@ class Watcher:
         self.done_bytes = 0
         self.failed: dict[str, str] = {}
         self.durable: list[dict] = []          # recent: {rel, since, durable_at, lag_s, bytes}
+        self._on_drive: dict[str, tuple] = {}  # key -> signature of the version last made durable
         self.started_at = time.time()
         self.flushed_token = ""
         self.pruned: set[str] = set()
@@ -283,7 +286,17 @@ class Watcher:
             return
         key = ready.key
         other = key[1:] if ready.kind == "delete" else "-" + key
-        item = _Item(ready)
+        item = _Item(ready, signature=self._signature(ready))
+        before = self.items.get(key)
+        if item.signature is not None and (
+                self._on_drive.get(key) == item.signature
+                or (before is not None and before.signature == item.signature and not before.superseded
+                    and before.task is not None and not before.task.done())):
+            # The same version reported complete again (watchdog can report a renamed folder twice): the
+            # work queued, in flight or done is for exactly these bytes.
+            log.debug("%s: unchanged since it was queued (%s)", ready.rel, ready.reason)
+            return
+        self._on_drive.pop(key.lstrip("-"), None)
         for key_before in (key, other):
             before = self.items.get(key_before)
             if before is not None and before.task is not None and not before.task.done():
@@ -295,6 +308,19 @@ class Watcher:
                     log.info("%s: a newer version is complete; superseding the upload in flight", ready.rel)
         self.items[key] = item
         item.task = asyncio.ensure_future(self._run_item(item))
+
+    def _signature(self, ready: Ready) -> tuple | None:
+        """(name, size, mtime, inode) of the file, or of every file of the folder, that ``ready`` stands
+        for; None for a removal or when it cannot be read (then it is never taken for unchanged)."""
+        if ready.kind == "delete":
+            return None
+        try:
+            rels = ([ready.rel] if ready.kind == "file"
+                    else [rel for rel, _ in self.pusher.local_files(ready.rel) if self.pusher.wanted(rel)])
+            stats = [(rel, os.stat(self.pusher.local_path(rel))) for rel in rels]
+        except OSError:
+            return None
+        return tuple((rel, st.st_size, st.st_mtime_ns, st.st_ino) for rel, st in stats)
 
     async def _run_item(self, item: _Item) -> None:
         from .upload import Superseded
@@ -353,6 +379,8 @@ class Watcher:
                 self.durable.append({"rel": ready.rel, "kind": ready.kind, "bytes": nbytes, "lag_s": round(lag, 3),
                                      "durable_at": now_wall, "reason": ready.reason})
                 del self.durable[:-200]
+                if item.signature is not None and self._signature(ready) == item.signature:
+                    self._on_drive[ready.key] = item.signature
                 self.done += 1
                 self.done_bytes += nbytes
                 self._durable(item, nbytes, lag)

@@ -185,3 +185,32 @@ def test_keep_last_and_latest_never_see_a_stage(emulator, tmp_path, monkeypatch)
         pass
     names = sorted(c["name"] for c in emulator.children(run, trashed=False))
     assert names == [".drivesync-stage-checkpoint-3", "checkpoint-4"], names
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+def test_a_folder_renamed_into_place_goes_up_once(emulator, tmp_path, monkeypatch, poll):
+    """Trainer's tmp-checkpoint-N -> checkpoint-N, reported complete more than once (watchdog did so for 4 x
+    100 MB shards). The same bytes reported again must not supersede the upload in flight: each superseded
+    start costs Drive writes, paced at 3/s, and delayed every shard of a sharded folder by a second."""
+    monkeypatch.setenv("DRIVESYNC_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    version = shards("v1", n=3, size=600 * KiB)               # above the 512 KiB cutoff: resumable sessions
+    emulator.configure(upload_bps_per_connection=1 * MiB, upload_burst_per_connection=64 * KiB)
+    with drivesync.watch(str(root), "run", settings=settings(emulator), credentials=emulator.credentials_path,
+                         settle=0.3, poll=poll, poll_interval=0.1) as w:
+        hf_folder(root, "tmp-checkpoint-5", version)
+        os.rename(root / "tmp-checkpoint-5", root / "checkpoint-5")
+        # The same rename reported again while the shards are going up (as inotify did), and once more
+        # after they are on Drive.
+        for _ in range(2):
+            time.sleep(0.2)
+            w._from_observer("moved_to", "checkpoint-5", True)
+        w.flush()
+        w._from_observer("moved_to", "checkpoint-5", True)
+        time.sleep(0.3)
+    assert not w.status()["failed"], w.status()
+    assert folder_files(emulator, emulator.path_id("run/checkpoint-5")) == version
+    assert [d["rel"] for d in w.durable] == ["checkpoint-5"]
+    sessions = [row["metadata"] for row in emulator.store.execute("SELECT metadata FROM upload_sessions")]
+    assert len(sessions) == 3, sessions                       # one session per shard, none started twice
