@@ -22,8 +22,12 @@ FOLDER = "application/vnd.google-apps.folder"
 SHORTCUT = "application/vnd.google-apps.shortcut"
 GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
 
+#: What says where an item lives and what this account may do with it (shared drives, links, sharing).
+ACCESS_FIELDS = "driveId,resourceKey,copyRequiresWriterPermission,capabilities(canDownload,canAddChildren)"
 FILE_FIELDS = ("id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed,"
-               "shortcutDetails(targetId,targetMimeType),exportLinks")
+               f"shortcutDetails(targetId,targetMimeType),exportLinks,{ACCESS_FIELDS}")
+#: How many resource keys one request carries at most (the item's and its ancestors').
+MAX_RESOURCE_KEYS = 20
 LIST_FIELDS = f"nextPageToken,files({FILE_FIELDS})"
 
 
@@ -42,6 +46,18 @@ class RemoteFile:
     export_links: dict = field(default_factory=dict, compare=False, hash=False)
     #: Hashes from the answer's X-Goog-Hash header, when it had one (integrity.parse_goog_hash).
     hashes: dict = field(default_factory=dict, compare=False, hash=False)
+    drive_id: str | None = None          # the shared drive it lives in (None: someone's My Drive)
+    resource_key: str | None = None      # needed with a link to it (X-Goog-Drive-Resource-Keys)
+    can_download: bool | None = None     # capabilities.canDownload for this account (None: not asked)
+    can_add_children: bool | None = None
+    copy_requires_writer: bool = False   # the owner disabled downloading for readers
+
+    @property
+    def downloadable(self) -> bool:
+        """May this account download (or export) it? Drive says so in capabilities.canDownload."""
+        if self.can_download is not None:
+            return self.can_download
+        return not self.copy_requires_writer
 
     @property
     def is_folder(self) -> bool:
@@ -61,6 +77,7 @@ class RemoteFile:
         if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
             raise DriveError(200, BAD_ANSWER, "Drive answered a file without an id")
         sc = d.get("shortcutDetails") or {}
+        caps = d.get("capabilities") if isinstance(d.get("capabilities"), dict) else {}
         size = d.get("size")
         try:
             size = int(size) if size is not None else None
@@ -73,7 +90,30 @@ class RemoteFile:
             trashed=bool(d.get("trashed", False)), shortcut_target=sc.get("targetId"),
             shortcut_target_mime=sc.get("targetMimeType"), export_links=dict(d.get("exportLinks") or {}),
             hashes=integrity.parse_goog_hash(headers) if headers is not None else {},
+            drive_id=d.get("driveId") or None, resource_key=d.get("resourceKey") or None,
+            can_download=_flag(caps.get("canDownload")), can_add_children=_flag(caps.get("canAddChildren")),
+            copy_requires_writer=bool(d.get("copyRequiresWriterPermission", False)),
         )
+
+
+def _flag(value) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class SharedDrive:
+    id: str
+    name: str
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SharedDrive":
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
+            raise DriveError(200, BAD_ANSWER, "Drive answered a shared drive without an id")
+        return cls(id=d["id"], name=str(d.get("name", "")))
+
+    def as_folder(self) -> RemoteFile:
+        """A shared drive's root is a folder whose id is the drive's id."""
+        return RemoteFile(id=self.id, name=self.name, mime_type=FOLDER, drive_id=self.id)
 
 
 def quote(value: str) -> str:
@@ -96,27 +136,97 @@ class Drive:
         self.upload_api = settings.upload_url
         self._ids: list[str] = []
         self._ids_lock: asyncio.Lock | None = None
+        # What this session learned about items: their shared drive, their parent, their resource key.
+        # Listings inside a shared drive need its id; link-shared items need their (and ancestors') keys.
+        self._drive_of: dict[str, str] = {}
+        self._parent_of: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
+        self._account: str | None = None
+
+    # -- what the session knows about items -----------------------------------------------------
+
+    def learn(self, item: RemoteFile) -> RemoteFile:
+        """Remember where ``item`` lives (its shared drive, parent and resource key); returns it."""
+        if item.parents:
+            self._parent_of[item.id] = item.parents[0]
+        drive_id = item.drive_id or (self._drive_of.get(item.parents[0]) if item.parents else None)
+        if drive_id:
+            self._drive_of[item.id] = drive_id
+        if item.resource_key:
+            self._keys[item.id] = item.resource_key
+        return item
+
+    def add_resource_key(self, file_id: str, key: str) -> None:
+        self._keys[file_id] = key
+
+    def add_shared_drive(self, drive_id: str) -> None:
+        self._drive_of[drive_id] = drive_id
+
+    def drive_of(self, file_id: str) -> str | None:
+        """The shared drive an item lives in, as far as this session has seen (None: not a shared drive's)."""
+        return self._drive_of.get(file_id)
+
+    def _key_headers(self, ids: Iterable[str]) -> dict:
+        """X-Goog-Drive-Resource-Keys for these items and their ancestors, where a key is known."""
+        pairs: dict[str, str] = {}
+        for start in ids:
+            current, seen = start, 0
+            while current and seen < 64 and len(pairs) < MAX_RESOURCE_KEYS:
+                key = self._keys.get(current)
+                if key:
+                    pairs[current] = key
+                current, seen = self._parent_of.get(current), seen + 1
+        if not pairs:
+            return {}
+        return {"X-Goog-Drive-Resource-Keys": ",".join(f"{i}/{k}" for i, k in pairs.items())}
+
+    async def account(self) -> str:
+        """The account's email address (about.get), else the credentials' own, else 'this account'."""
+        if self._account is None:
+            try:
+                email = ((await self.about("user(emailAddress)")).get("user") or {}).get("emailAddress")
+            except DriveError:
+                email = None
+            if not email:
+                authorizer = getattr(self.t, "authorizer", None)
+                creds = getattr(authorizer, "credentials", None)
+                email = getattr(creds, "service_account_email", None) or getattr(creds, "account", None)
+            self._account = email if isinstance(email, str) and email else "this account"
+        return self._account
 
     # -- metadata -------------------------------------------------------------------------------
 
     async def get(self, file_id: str, fields: str = FILE_FIELDS) -> RemoteFile:
         reply = await self.t.request("GET", f"{self.api}/files/{file_id}",
-                                     params={"fields": fields, "supportsAllDrives": True}, what=f"id:{file_id}")
-        return RemoteFile.from_json(reply.json())
+                                     params={"fields": fields, "supportsAllDrives": True},
+                                     headers=self._key_headers([file_id]), what=f"id:{file_id}")
+        return self.learn(RemoteFile.from_json(reply.json()))
 
     async def list_pages(self, q: str, *, fields: str = LIST_FIELDS, page_size: int = 1000,
-                         order_by: str | None = None) -> AsyncIterator[list[RemoteFile]]:
+                         order_by: str | None = None, within: Iterable[str] = (),
+                         drive_id: str | None = None) -> AsyncIterator[list[RemoteFile]]:
+        """Pages of files.list. ``within``: the folders the query lists (their resource keys are sent,
+        and when they all live in one shared drive the listing is that drive's: corpora=drive with its
+        driveId, as Drive requires). ``drive_id`` names that drive outright."""
+        within = list(within)
+        if drive_id is None and within:
+            drives = {self._drive_of.get(i) for i in within}
+            if len(drives) == 1:
+                drive_id = drives.pop()
+        params = {"q": q, "fields": fields, "pageSize": page_size, "orderBy": order_by,
+                  "supportsAllDrives": True, "includeItemsFromAllDrives": True, "spaces": "drive"}
+        if drive_id:
+            params.update(corpora="drive", driveId=drive_id)
+        headers = self._key_headers(within)
         token = None
         while True:
-            reply = await self.t.request("GET", f"{self.api}/files", params={
-                "q": q, "fields": fields, "pageSize": page_size, "pageToken": token, "orderBy": order_by,
-                "supportsAllDrives": True, "includeItemsFromAllDrives": True, "spaces": "drive",
-            }, what="files.list")
+            reply = await self.t.request("GET", f"{self.api}/files", params={**params, "pageToken": token},
+                                         headers=headers, what="files.list")
             data = reply.json()
             files = data.get("files", [])
             if not isinstance(files, list):
                 raise DriveError(200, BAD_ANSWER, "files.list answered 'files' that is not a list", what="files.list")
-            yield [RemoteFile.from_json(f) for f in files]
+            yield [self.learn(RemoteFile.from_json(f)) for f in files]
             token = data.get("nextPageToken")
             if not token:
                 return
@@ -129,6 +239,34 @@ class Drive:
 
     async def about(self, fields: str = "user(displayName,emailAddress),storageQuota") -> dict:
         return (await self.t.request("GET", f"{self.api}/about", params={"fields": fields})).json()
+
+    # -- shared drives --------------------------------------------------------------------------
+
+    async def shared_drives(self) -> list[SharedDrive]:
+        """Every shared drive this account is a member of (drives.list, all pages)."""
+        out: list[SharedDrive] = []
+        token = None
+        while True:
+            reply = await self.t.request("GET", f"{self.api}/drives", params={
+                "pageSize": 100, "pageToken": token, "fields": "nextPageToken,drives(id,name)"}, what="drives.list")
+            data = reply.json()
+            drives = data.get("drives", [])
+            if not isinstance(drives, list):
+                raise DriveError(200, BAD_ANSWER, "drives.list answered 'drives' that is not a list", what="drives.list")
+            out.extend(SharedDrive.from_json(d) for d in drives)
+            token = data.get("nextPageToken")
+            if not token:
+                break
+        for d in out:
+            self.add_shared_drive(d.id)
+        return out
+
+    async def shared_drive(self, drive_id: str) -> SharedDrive:
+        reply = await self.t.request("GET", f"{self.api}/drives/{drive_id}", params={"fields": "id,name"},
+                                     what=f"shared drive {drive_id}")
+        found = SharedDrive.from_json(reply.json())
+        self.add_shared_drive(found.id)
+        return found
 
     async def new_id(self) -> str:
         """A file id from files.generateIds (fetched 100 at a time, one request for a hundred creates)."""
@@ -168,8 +306,9 @@ class Drive:
         async def send(meta: dict) -> RemoteFile:
             reply = await self.t.request("POST", f"{self.api}/files",
                                          params={"fields": FILE_FIELDS, "supportsAllDrives": True},
+                                         headers=self._key_headers([parent_id]),
                                          json=meta, write=True, what=f"create folder {name}")
-            return RemoteFile.from_json(reply.json())
+            return self.learn(RemoteFile.from_json(reply.json()))
 
         return await self._create({"name": name, "mimeType": FOLDER, "parents": [parent_id]}, send)
 
@@ -177,8 +316,9 @@ class Drive:
                      remove_parents: str | None = None) -> RemoteFile:
         reply = await self.t.request("PATCH", f"{self.api}/files/{file_id}", params={
             "fields": FILE_FIELDS, "addParents": add_parents, "removeParents": remove_parents,
-            "supportsAllDrives": True}, json=metadata or {}, write=True, what=f"update id:{file_id}")
-        return RemoteFile.from_json(reply.json())
+            "supportsAllDrives": True}, headers=self._key_headers([file_id]), json=metadata or {}, write=True,
+            what=f"update id:{file_id}")
+        return self.learn(RemoteFile.from_json(reply.json()))
 
     async def trash(self, file_id: str) -> RemoteFile:
         return await self.update(file_id, {"trashed": True})
@@ -193,7 +333,7 @@ class Drive:
         """A streaming GET of a file's content (bytes start..end inclusive), as a context manager
         yielding the response: 200 (whole body), 206 (the range) or 416 (empty file). Media is asked
         for uncompressed, so offsets, sizes and hashes stay exact."""
-        headers = {"Accept-Encoding": "identity"}
+        headers = {"Accept-Encoding": "identity", **self._key_headers([file_id])}
         if start is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
         return self.t.stream("GET", f"{self.api}/files/{file_id}", params={"alt": "media", "supportsAllDrives": True},
@@ -201,7 +341,8 @@ class Drive:
 
     def export(self, file_id: str, mime_type: str):
         return self.t.stream("GET", f"{self.api}/files/{file_id}/export", params={"mimeType": mime_type},
-                             headers={"Accept-Encoding": "identity"}, what=f"export id:{file_id}")
+                             headers={"Accept-Encoding": "identity", **self._key_headers([file_id])},
+                             what=f"export id:{file_id}")
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -225,7 +366,8 @@ class Drive:
         url = f"{self.upload_api}/files" + (f"/{file_id}" if file_id else "")
         reply = await self.t.request("PATCH" if file_id else "POST", url, params={
             "uploadType": "multipart", "fields": FILE_FIELDS, "supportsAllDrives": True},
-            headers={"Content-Type": f"multipart/related; boundary={boundary}"}, data=body, write=True,
+            headers={"Content-Type": f"multipart/related; boundary={boundary}", **self._upload_keys(metadata, file_id)},
+            data=body, write=True,
             what=f"upload {metadata.get('name', file_id)}")
         return RemoteFile.from_json(reply.json(), reply.headers)
 
@@ -235,12 +377,16 @@ class Drive:
         url = f"{self.upload_api}/files" + (f"/{file_id}" if file_id else "")
         reply = await self.t.request("PATCH" if file_id else "POST", url, params={
             "uploadType": "resumable", "fields": FILE_FIELDS, "supportsAllDrives": True},
-            headers={"X-Upload-Content-Type": mime_type, "X-Upload-Content-Length": str(size)},
+            headers={"X-Upload-Content-Type": mime_type, "X-Upload-Content-Length": str(size),
+                     **self._upload_keys(metadata, file_id)},
             json=metadata, write=True, what=f"start upload {metadata.get('name', file_id)}")
         location = reply.headers.get("Location")
         if not location:
             raise DriveError(reply.status, "noSessionUri", "Drive did not return an upload session URI")
         return location
+
+    def _upload_keys(self, metadata: dict, file_id: str | None) -> dict:
+        return self._key_headers([file_id] if file_id else list(metadata.get("parents") or ()))
 
     async def send_chunk(self, session_uri: str, start: int, data: bytes, total: int | None) -> Reply:
         """PUT one chunk; returns the raw reply (308 with Range, or 200/201 with the File)."""

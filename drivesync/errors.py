@@ -32,6 +32,16 @@ class AmbiguousPath(DrivesyncError):
     """Several items answer one path: the user must pick one by id."""
 
 
+class NoAccess(RemoteNotFound):
+    """An id, link or shared item this account cannot see (Drive answers 404 for what is not shared):
+    the message names the account in use and suggests asking the owner to share it."""
+
+
+class NoWriteAccess(DrivesyncError):
+    """Push into a folder this account may only read (capabilities.canAddChildren=false, or Drive's
+    403 insufficientFilePermissions)."""
+
+
 class AuthError(DrivesyncError):
     """Credentials that cannot work (missing, malformed, revoked): says what to run instead."""
 

@@ -22,10 +22,11 @@ from typing import Iterable
 from . import names, progress as bars_, restore
 from .config import Settings, from_environment
 from .download import Counters, Downloader, Exporter
-from .errors import DrivesyncError, UsageError
+from .errors import DriveError, DrivesyncError, UsageError
 from .filters import Filter
 from .plan import Action, Plan, make_plan
-from .remote import Entry, parse_export_formats, resolve, walk
+from .locator import Locator, parse as parse_remote
+from .remote import Entry, locate, parse_export_formats, walk
 from .session import open_drive
 from .state import Journal
 from .transfer import Job, Transfers, run_sync
@@ -66,6 +67,7 @@ class PullResult:
     latest: list[str] = field(default_factory=list)  # with latest=True: the checkpoints restored
     planned: int = 0                 # with dry_run: files that would be downloaded (or exported)
     planned_bytes: int = 0           # with dry_run: their bytes (Docs exports count 0: their size is unknown)
+    download_disabled: int = 0       # files whose owner disabled downloading for this account (also in failed)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +86,11 @@ class PullResult:
 
     def __str__(self) -> str:
         """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries -> /content/data'."""
-        return f"{bars_.summary_line(self, 'would pull' if self.dry_run else 'pulled')} -> {self.local or self.remote}"
+        text = bars_.summary_line(self, 'would pull' if self.dry_run else 'pulled')
+        if self.download_disabled:
+            text += (f"; {self.download_disabled} {'file' if self.download_disabled == 1 else 'files'} "
+                     "not downloadable (the owner disabled downloading)")
+        return f"{text} -> {self.local or self.remote}"
 
     def __repr__(self) -> str:
         return f"PullResult({self})"
@@ -94,14 +100,21 @@ class PullResult:
                                  self.warnings)
 
 
-def default_local(remote: str, item_name: str | None = None) -> str:
-    """``./<last part of REMOTE>``; for ``id:...`` the item's name."""
-    text = remote.strip()
-    if text.startswith("id:") or not text.strip("/"):
-        base = item_name or "drive"
-    else:
-        base = text.rstrip("/").split("/")[-1]
+#: Why a file is not downloaded when its owner turned downloading off (Drive: copyRequiresWriterPermission).
+DOWNLOAD_DISABLED = ("the owner has disabled downloading of this file for viewers "
+                     "(copyRequiresWriterPermission); ask the owner for a copy or for edit access")
+
+
+def default_local(remote: str | Locator, item_name: str | None = None) -> str:
+    """``./<last name REMOTE spells>``; for an id, a link or a shared drive's root: the item's name."""
+    loc = remote if isinstance(remote, Locator) else parse_remote(remote)
+    base = loc.name if (loc.name and not loc.bare_id) else (item_name or "drive")
     return os.path.join(".", names.safe_name(base))
+
+
+def local_means_folder(local: str | None) -> bool:
+    """A trailing '/' on LOCAL always means a folder (``pull FILE dir/`` writes ``dir/FILE``)."""
+    return bool(local) and local.endswith(("/", os.sep))
 
 
 def check_writable(directory: str) -> None:
@@ -133,11 +146,14 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                      filter: Filter | None = None, dry_run: bool = False, delete: bool = False,
                      skip_gdocs: bool = False, export_formats: str | Iterable[str] | None = None,
                      progress: bool | None = None, subscribers: Iterable = (), journal: Journal | None = None,
-                     authorizer=None, latest: bool = False, **setting_overrides) -> PullResult:
+                     authorizer=None, latest: bool = False, drive_id: str | None = None,
+                     **setting_overrides) -> PullResult:
     """The coroutine behind ``pull``; see the module docstring. ``setting_overrides`` are Settings fields
     (``transfers=16``, ``api_url=...``). ``latest=True``: REMOTE is a folder of checkpoints; bring only
     the newest checkpoint of each numbered series and what carries no step (restore.py). ``progress``:
-    None (default) draws bars in a notebook or on a terminal only, True/False forces them on/off."""
+    None (default) draws bars in a notebook or on a terminal only, True/False forces them on/off.
+    ``remote``: any form locator.py reads (a My Drive path, id:ID, a Drive link, shared-with-me:NAME/...,
+    shared-drive:NAME/...); ``drive_id``: REMOTE is a path inside that shared drive."""
     if latest and delete:
         raise UsageError("--latest and --delete do not go together (older checkpoints are not gone from Drive)")
     started = time.monotonic()
@@ -145,15 +161,14 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     settings = _settings(settings, setting_overrides)
     formats = parse_export_formats(export_formats)
     filt = filter or Filter.from_lists(include, exclude)
-    if not isinstance(remote, str):
-        raise UsageError("REMOTE must be a path under My Drive or id:FILEID")
+    loc = parse_remote(remote, drive_id=drive_id)      # bad REMOTE: one line, before any request
     counters = Counters()
     own_journal = journal is None
     result = PullResult(remote=remote, local="", dry_run=dry_run)
 
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
-        item = await resolve(drive, remote)
-        target = os.path.abspath(local if local else default_local(remote, item.name))
+        item, loc = await locate(drive, loc)
+        target = os.path.abspath(local if local else default_local(loc, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
         if latest:
             if not item.is_folder:
@@ -164,7 +179,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
             if os.path.lexists(root) and not os.path.isdir(root):
                 raise UsageError(f"{local or root} exists and is not a folder (the remote is a folder)")
         else:
-            if os.path.isdir(target):
+            if os.path.isdir(target) or local_means_folder(local):
                 root = target
             else:
                 root, name = os.path.dirname(target), os.path.basename(target)
@@ -180,13 +195,18 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
             protect = frozenset(str(journal.path) + s for s in ("", "-wal", "-shm"))
             records = journal.synced_under(root) if os.path.isdir(root) else {}
             plan = make_plan(tree, root, records=records, filter=filt, delete=delete, protect=protect)
+            blocked = _not_downloadable(plan)
+            result.download_disabled = len(blocked)
             result.filtered = plan.filtered
             result.skipped = len(plan.skips)
             if dry_run:
                 result.plan = plan.lines()
                 result.failed = [Failure(a.rel, a.reason) for a in plan.conflicts]
+                result.failed += [Failure(a.rel, DOWNLOAD_DISABLED) for a in blocked]
                 result.planned, result.planned_bytes = len(plan.transfers), plan.bytes_to_transfer
             else:
+                # Reported first: with files missing, --delete removes nothing (as after a failed transfer).
+                result.failed += [Failure(a.rel, DOWNLOAD_DISABLED) for a in blocked]
                 await _execute(drive, plan, journal, settings, counters, result, progress, subscribers)
         finally:
             if own_journal:
@@ -203,6 +223,15 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     return result
 
 
+def _not_downloadable(plan: Plan) -> list[Action]:
+    """Take out of ``plan`` the downloads and exports Drive says this account may not make (the owner
+    disabled downloading: capabilities.canDownload=false). They are reported, never tried or retried."""
+    blocked = [a for a in plan.transfers if a.kind in ("download", "export") and not a.entry.item.downloadable]
+    if blocked:
+        plan.transfers = [a for a in plan.transfers if a not in blocked]
+    return blocked
+
+
 def _keep_latest(tree) -> list[str]:
     """Cut ``tree`` down to what ``--latest`` restores; returns the numbered checkpoints kept."""
     top = lambda path: path.split("/", 1)[0]   # noqa: E731
@@ -214,19 +243,24 @@ def _keep_latest(tree) -> list[str]:
 
 
 async def latest_checkpoint_async(remote: str, *, settings: Settings | None = None, credentials: str | None = None,
-                                  impersonate: str | None = None, authorizer=None, **setting_overrides) -> str | None:
+                                  impersonate: str | None = None, authorizer=None, drive_id: str | None = None,
+                                  **setting_overrides) -> str | None:
     """The Drive path of the newest checkpoint in the folder ``remote`` (``run42/ckpt/checkpoint-1500``),
-    or None when it holds no numbered checkpoint."""
+    or None when it holds no numbered checkpoint. For a link or an id the answer is ``id:ID/checkpoint-1500``
+    (with the link's ``?resourcekey=`` when it had one): a REMOTE that pull takes back."""
     settings = _settings(settings, setting_overrides)
+    loc = parse_remote(remote, drive_id=drive_id)
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
-        item = await resolve(drive, remote)
+        item, loc = await locate(drive, loc)
         if not item.is_folder:
             raise UsageError(f"{remote} is a file, not a folder of checkpoints")
         tree = await walk(drive, item, settings, recursive=False)
     name = restore.newest(e.path for e in tree.entries + tree.skipped_docs)
     if name is None:
         return None
-    return f"{remote.rstrip('/')}/{name}" if remote.strip("/") else name
+    if loc.anchor == "my-drive":
+        return f"{remote.strip().rstrip('/')}/{name}" if remote.strip("/") else name
+    return loc.child(name).canonical()
 
 
 def latest_checkpoint(remote: str, **options) -> str | None:
@@ -278,7 +312,10 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
     for action in plan.conflicts:
         result.failed.append(Failure(action.rel, action.reason))
     for outcome in outcomes:
-        if outcome.result == "fail":
+        if outcome.result == "fail" and _download_refused(outcome.error):
+            result.failed.append(Failure(outcome.path, DOWNLOAD_DISABLED))
+            result.download_disabled += 1
+        elif outcome.result == "fail":
             result.failed.append(Failure(outcome.path, _reason(outcome.error)))
         elif outcome.result == "skip":
             result.skipped += 1
@@ -299,6 +336,11 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
                     pass
                 except OSError as exc:
                     result.failed.append(Failure(action.local, f"could not delete: {exc.strerror}"))
+
+
+def _download_refused(error: BaseException | None) -> bool:
+    """Drive's 403 for a file whose owner disabled downloading (the listing did not say so)."""
+    return isinstance(error, DriveError) and error.status == 403 and error.reason == "cannotDownloadFile"
 
 
 def _reason(error: BaseException | None) -> str:

@@ -24,6 +24,8 @@ from .config import Settings, from_environment
 from .drive import Drive, RemoteFile, quote
 from .errors import DriveError, DrivesyncError, NotAFolder, UsageError
 from .filters import Filter
+from .locator import parse as parse_remote
+from .remote import push_target, resolve_folder
 from .state import Journal
 from .transfer import Job, JobContext, Transfers, run_sync
 from .upload import LocalStat, UploadStats, UploadTarget, file_md5, upload_file
@@ -110,17 +112,6 @@ def default_remote(local: str) -> str:
     return ""
 
 
-def _remote_parts(remote: str) -> list[str]:
-    text = remote.strip()
-    if text.startswith("id:"):
-        raise UsageError("push takes a remote path (like run42/checkpoints), not id:FILEID")
-    parts = [p for p in text.split("/") if p]
-    for p in parts:
-        if p in (".", ".."):
-            raise UsageError(f"remote path {remote!r}: '.' and '..' are not allowed")
-    return parts
-
-
 class Pusher:
     """One local root mapped onto one Drive folder; uploads files by their path relative to the root.
 
@@ -181,7 +172,8 @@ class Pusher:
     async def listing(self, folder_id: str, *, refresh: bool = False) -> dict[str, list[RemoteFile]]:
         async with self._lock("list:" + folder_id):
             if refresh or folder_id not in self._listings:
-                items = await self.drive.list(f"{quote(folder_id)} in parents and trashed = false", fields=LIST_FIELDS)
+                items = await self.drive.list(f"{quote(folder_id)} in parents and trashed = false", fields=LIST_FIELDS,
+                                              within=[folder_id])
                 by_name: dict[str, list[RemoteFile]] = {}
                 for item in items:
                     by_name.setdefault(item.name, []).append(item)
@@ -453,25 +445,10 @@ class Pusher:
         return out
 
 
-async def resolve_root(drive: Drive, remote: str, *, create: bool = True) -> str:
-    """The Drive folder id for a remote path under My Drive, creating missing folders."""
-    parts = _remote_parts(remote)
-    current = (await drive.get("root", "id,mimeType")).id
-    walked = []
-    for part in parts:
-        walked.append(part)
-        items = await drive.list(f"name = {quote(part)} and {quote(current)} in parents and trashed = false",
-                                 fields=LIST_FIELDS)
-        folders = [i for i in items if i.is_folder]
-        if folders:
-            current = folders[0].id
-        elif items:
-            raise NotAFolder(f"{'/'.join(walked)} is a file on Drive, not a folder")
-        elif create:
-            current = (await drive.create_folder(part, current)).id
-        else:
-            raise UsageError(f"not found on Drive: {'/'.join(walked)}")
-    return current
+async def resolve_root(drive: Drive, remote: str, *, create: bool = True, drive_id: str | None = None) -> str:
+    """The Drive folder id for REMOTE (any form; remote.resolve_folder), creating missing folders below it.
+    Two Drive folders of one name on the way are refused with their ids, as pull refuses them."""
+    return (await resolve_folder(drive, remote, create=create, drive_id=drive_id)).id
 
 
 def _check_local(local: str) -> str:
@@ -496,8 +473,11 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
                      credentials: str | None = None, impersonate: str | None = None, api_url: str | None = None,
                      transfers: int | None = None, chunk_size: int | None = None, upload_cutoff: int | None = None,
                      exclude: Iterable[str] = (), delete: bool = False, subscribers=(), journal: Journal | None = None,
-                     drive: Drive | None = None, progress: bool | None = None) -> PushResult:
-    """Upload ``local`` (a file or a folder) to ``remote`` (a path under My Drive). See ``push``."""
+                     drive: Drive | None = None, progress: bool | None = None,
+                     drive_id: str | None = None) -> PushResult:
+    """Upload ``local`` (a file or a folder) to ``remote`` (any REMOTE form locator.py reads: a path under
+    My Drive, id:ID, a link, shared-with-me:NAME/..., shared-drive:NAME/...; ``drive_id``: a path inside
+    that shared drive). See ``push``."""
     from .progress import wanted
 
     started = time.monotonic()
@@ -505,18 +485,21 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
     progress = wanted(progress)
     path = _check_local(local)
     remote = default_remote(path) if remote is None else remote
+    parse_remote(remote, drive_id=drive_id)     # a bad REMOTE is one line, before any request
     settings = make_settings(settings, api_url=api_url, transfers=transfers, chunk_size=chunk_size,
                              upload_cutoff=upload_cutoff)
     own_journal = journal is None
     journal = journal or Journal()
     try:
         if drive is not None:
-            result = await _push(drive, journal, path, remote, settings, exclude, delete, subscribers, progress)
+            result = await _push(drive, journal, path, remote, settings, exclude, delete, subscribers, progress,
+                                 drive_id=drive_id)
         else:
             from .session import open_drive
 
             async with open_drive(settings, credentials=credentials, subject=impersonate) as opened:
-                result = await _push(opened, journal, path, remote, settings, exclude, delete, subscribers, progress)
+                result = await _push(opened, journal, path, remote, settings, exclude, delete, subscribers, progress,
+                                     drive_id=drive_id)
         result.seconds = time.monotonic() - started
         return result
     finally:
@@ -525,26 +508,17 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
 
 
 async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings: Settings, exclude, delete: bool,
-                subscribers, progress: bool = False) -> PushResult:
+                subscribers, progress: bool = False, drive_id: str | None = None) -> PushResult:
     result = PushResult(local=path, remote=remote or "/")
     single: str | None = None
     if os.path.isdir(path):
-        root_id = await resolve_root(drive, remote)
+        root_id = await resolve_root(drive, remote, drive_id=drive_id)
         pusher = Pusher(drive, journal, path, root_id, exclude=exclude, chunk_size=settings.upload_chunk_size)
         files = pusher.local_files()
     else:
         # A file: REMOTE is a folder to put it in (trailing '/', or an existing folder) or its new path.
-        parts = _remote_parts(remote)
-        name = os.path.basename(path)
-        folder_parts = parts
-        if parts and not remote.rstrip().endswith("/"):
-            parent = "/".join(parts[:-1])
-            parent_id = await resolve_root(drive, parent)
-            items = await drive.list(f"name = {quote(parts[-1])} and {quote(parent_id)} in parents and trashed = false",
-                                     fields=LIST_FIELDS)
-            if not any(i.is_folder for i in items):
-                folder_parts, name = parts[:-1], parts[-1]
-        root_id = await resolve_root(drive, "/".join(folder_parts))
+        folder, name = await push_target(drive, remote, os.path.basename(path), drive_id=drive_id)
+        root_id = folder.id
         pusher = Pusher(drive, journal, os.path.dirname(path), root_id, exclude=exclude,
                         chunk_size=settings.upload_chunk_size)
         single = path      # one file, perhaps under another name on Drive

@@ -1,5 +1,6 @@
-"""Remote paths and trees: resolve ``deeplearning/data`` (or ``id:FILEID``) to one item, and list a
-whole tree in few requests.
+"""Remote paths and trees: resolve REMOTE in any form (``deeplearning/data``, ``id:FILEID``, a Drive link,
+``shared-with-me:NAME/...``, ``shared-drive:NAME/...``; parsed by locator.py) to one item, find or create
+the folder a push writes into, and list a whole tree in few requests.
 
 Listing asks for many folders per query (``trashed=false and ('a' in parents or 'b' in parents ...)``,
 ``settings.list_batch`` ids, ``pageSize=1000``, a partial ``fields`` selection) with
@@ -13,17 +14,19 @@ This module reads Drive metadata only: it never downloads content and never touc
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from . import names
-from .drive import FOLDER, Drive, RemoteFile, parents_query, quote
-from .errors import AmbiguousPath, DriveError, NotAFolder, RemoteNotFound, UsageError
+from . import locator, names
+from .drive import ACCESS_FIELDS, FOLDER, Drive, RemoteFile, parents_query, quote
+from .errors import AmbiguousPath, DriveError, NoAccess, NotAFolder, NoWriteAccess, RemoteNotFound, UsageError
+from .locator import Locator
 
 #: Fields a walk needs (smaller answers than drive.LIST_FIELDS: no exportLinks, no trashed).
 WALK_FIELDS = ("nextPageToken,files(id,name,mimeType,size,md5Checksum,parents,modifiedTime,"
-               "shortcutDetails(targetId,targetMimeType))")
-ITEM_FIELDS = "id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed,shortcutDetails(targetId,targetMimeType)"
+               f"shortcutDetails(targetId,targetMimeType),{ACCESS_FIELDS})")
+ITEM_FIELDS = ("id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed,shortcutDetails(targetId,targetMimeType),"
+               f"{ACCESS_FIELDS}")
 
 DOCUMENT = "application/vnd.google-apps.document"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
@@ -125,17 +128,27 @@ class Tree:
 
 
 # -- resolving a path -------------------------------------------------------------------------------
+#
+# REMOTE's forms are parsed by locator.py; here each anchor becomes an item, then the path below it is
+# walked one name at a time (listing inside the folder: in a shared drive with corpora=drive, with the
+# resource keys of link-shared folders). The rules, in one place:
+#   - My Drive path: from files.get('root').
+#   - id:ID / a link: files.get(ID) (the link's resourcekey is sent as X-Goog-Drive-Resource-Keys); a 404 is
+#     "this account cannot see it" (NoAccess), naming the account and suggesting to ask the owner.
+#   - a bare id-shaped token: an item of that name at the top of My Drive wins; else it is an id.
+#   - shared-with-me:NAME: files.list(q="sharedWithMe and name = 'NAME'"); none is NoAccess, several are
+#     ambiguous (unless exactly one is a folder where a folder is needed), as a path is.
+#   - shared-drive:NAME: drives.list, matched by exact name (several: AmbiguousPath, use --drive-id);
+#     --drive-id ID: drives.get(ID). The drive's root is the folder whose id is the drive's id.
+#   - shortcuts are followed wherever they point (a shared drive, an item shared with this account).
 
 
 def split_remote(remote: str) -> tuple[list[str], bool]:
     """'a/b/' -> (['a', 'b'], True): the parts and whether a folder was asked for (trailing '/')."""
-    text = remote.strip()
-    wants_folder = text.endswith("/")
-    parts = [p for p in text.split("/") if p not in ("",)]
-    for p in parts:
-        if p in (".", ".."):
-            raise UsageError(f"remote path {remote!r}: '.' and '..' are not allowed; use id:FILEID")
-    return parts, wants_folder
+    loc = locator.parse(remote)
+    if loc.anchor != locator.MY_DRIVE:
+        raise UsageError(f"{remote!r} is not a path under My Drive")
+    return list(loc.parts), loc.wants_folder
 
 
 async def _follow(drive: Drive, item: RemoteFile) -> RemoteFile:
@@ -147,59 +160,220 @@ async def _follow(drive: Drive, item: RemoteFile) -> RemoteFile:
         target = await drive.get(item.shortcut_target, ITEM_FIELDS)
     except DriveError as exc:
         if exc.status == 404:
-            raise RemoteNotFound(f"shortcut {item.name!r} points to a missing item (id:{item.shortcut_target})") from None
+            who = await drive.account()
+            raise NoAccess(f"shortcut {item.name!r} points to an item {who} cannot see (id:{item.shortcut_target}): "
+                           f"it was deleted, or its owner has not shared it with {who}") from None
         raise
     if target.trashed:
         raise RemoteNotFound(f"shortcut {item.name!r} points to a trashed item (id:{target.id})")
     return target
 
 
-async def resolve(drive: Drive, remote: str) -> RemoteFile:
-    """The one item a remote path names (shortcuts followed). ``id:FILEID`` is looked up directly;
-    '' or '/' is My Drive's root. Raises RemoteNotFound, NotAFolder or AmbiguousPath (one line each)."""
-    text = remote.strip()
-    if text.startswith("id:"):
-        file_id = text[3:].strip().rstrip("/")
-        if not file_id or "'" in file_id or "/" in file_id:
-            raise UsageError(f"bad id in {remote!r}")
+def _is_folderish(item: RemoteFile) -> bool:
+    return item.is_folder or (item.is_shortcut and item.shortcut_target_mime == FOLDER)
+
+
+def _choose(matches: list[RemoteFile], where: str, *, folder_needed: bool) -> RemoteFile:
+    """The one item of ``matches`` a name means; folders win over files only where a folder is needed."""
+    if len(matches) > 1 and folder_needed:
+        folders = [m for m in matches if _is_folderish(m)]
+        if len(folders) == 1:
+            return folders[0]
+    if len(matches) > 1:
+        ids = ", ".join(f"id:{m.id}" + (" (folder)" if _is_folderish(m) else "")
+                        for m in sorted(matches, key=lambda m: m.id))
+        raise AmbiguousPath(f"{where} is ambiguous: {len(matches)} items have that name ({ids}); "
+                            "pass one of them as id:FILEID")
+    return matches[0]
+
+
+def _where(loc: Locator, parts: tuple[str, ...]) -> str:
+    return replace(loc, parts=parts, wants_folder=False).describe()
+
+
+async def _share_hint(drive: Drive) -> str:
+    who = await drive.account()
+    return f"ask its owner to share it with {who}"
+
+
+async def _decide_bare(drive: Drive, loc: Locator) -> Locator:
+    """A bare id-shaped token: a name at the top of My Drive wins (what worked before still means the
+    same), else it is an id."""
+    if not loc.bare_id:
+        return loc
+    named = await drive.list(f"name = {quote(loc.parts[0])} and 'root' in parents and trashed = false",
+                             fields=WALK_FIELDS)
+    return loc.as_path() if named else loc.as_id()
+
+
+async def _anchor(drive: Drive, loc: Locator, original: Locator) -> tuple[RemoteFile, tuple[str, ...], int]:
+    """The item a locator starts from, the names still to walk below it, and how many of ``loc.parts``
+    the anchor itself used (shared-with-me's NAME)."""
+    if loc.anchor == locator.MY_DRIVE:
+        return await drive.get("root", ITEM_FIELDS), loc.parts, 0
+    if loc.anchor == locator.ID:
+        if loc.resource_key:
+            drive.add_resource_key(loc.file_id, loc.resource_key)
         try:
-            item = await drive.get(file_id, ITEM_FIELDS)
+            item = await drive.get(loc.file_id, ITEM_FIELDS)
         except DriveError as exc:
-            if exc.status == 404:
-                raise RemoteNotFound(f"no file or folder with id {file_id} (or not shared with this account)") from None
-            raise
+            if exc.status != 404:
+                raise
+            who = await drive.account()
+            if original.bare_id:
+                raise NoAccess(f"not found on Drive: {original.parts[0]} (nothing of that name at the top of My Drive, "
+                               f"and no file or folder with that id is visible to {who}; if it is someone else's, "
+                               f"ask its owner to share it with {who})") from None
+            what = "this link" if locator._is_url(original.text.strip()) else f"id:{loc.file_id}"
+            raise NoAccess(f"{who} cannot see {what} (id:{loc.file_id}): it does not exist or is not shared with "
+                           f"{who}; ask its owner to share it with {who}") from None
         if item.trashed:
-            raise RemoteNotFound(f"id:{file_id} ({item.name!r}) is in the trash")
-        item = await _follow(drive, item)
-        if text.endswith("/") and not item.is_folder:
-            raise NotAFolder(f"id:{file_id} ({item.name!r}) is a file, not a folder")
-        return item
-    parts, wants_folder = split_remote(text)
-    current = await drive.get("root", ITEM_FIELDS)
-    walked: list[str] = []
-    for i, part in enumerate(parts):
-        if not current.is_folder:
-            raise NotAFolder(f"{'/'.join(walked)} is a file, not a folder (so {remote!r} does not exist)")
-        matches = await drive.list(f"name = {quote(part)} and {quote(current.id)} in parents and trashed = false",
-                                   fields=WALK_FIELDS)
-        walked.append(part)
+            raise RemoteNotFound(f"id:{loc.file_id} ({item.name!r}) is in the trash")
+        return await _follow(drive, item), loc.parts, 0
+    if loc.anchor == locator.SHARED_WITH_ME:
+        if not loc.parts:
+            raise UsageError("shared-with-me: needs the name of an item shared with you: shared-with-me:NAME/path")
+        name = loc.parts[0]
+        matches = await drive.list(f"sharedWithMe and name = {quote(name)} and trashed = false", fields=WALK_FIELDS)
         if not matches:
-            raise RemoteNotFound(f"not found on Drive: {'/'.join(walked)}")
-        if len(matches) > 1:
-            last = i == len(parts) - 1
-            # Folders win over files only where a folder is required; otherwise the user must choose.
-            if not last or wants_folder:
-                folders = [m for m in matches if m.is_folder or (m.is_shortcut and m.shortcut_target_mime == FOLDER)]
-                if len(folders) == 1:
-                    matches = folders
-            if len(matches) > 1:
-                ids = ", ".join(f"id:{m.id}" + (" (folder)" if m.is_folder else "") for m in sorted(matches, key=lambda m: m.id))
-                raise AmbiguousPath(f"{'/'.join(walked)} is ambiguous: {len(matches)} items have that name ({ids}); "
-                                    "pass one of them as id:FILEID")
-        current = await _follow(drive, matches[0])
-    if wants_folder and not current.is_folder:
-        raise NotAFolder(f"{'/'.join(parts)} is a file, not a folder")
+            who = await drive.account()
+            raise NoAccess(f"nothing named {name!r} is shared with {who} (see Drive's 'Shared with me'); "
+                           f"ask its owner to share it with {who}")
+        chosen = _choose(matches, _where(loc, (name,)), folder_needed=len(loc.parts) > 1 or loc.wants_folder)
+        return await _follow(drive, chosen), loc.parts[1:], 1
+    # a shared drive
+    if loc.drive_id is not None:
+        try:
+            found = await drive.shared_drive(loc.drive_id)
+        except DriveError as exc:
+            if exc.status != 404:
+                raise
+            who = await drive.account()
+            raise NoAccess(f"no shared drive with id {loc.drive_id} is visible to {who}; ask one of its managers "
+                           f"to add {who} as a member") from None
+        return found.as_folder(), loc.parts, 0
+    drives = await drive.shared_drives()
+    named = [d for d in drives if d.name == loc.drive_name]
+    if not named:
+        who = await drive.account()
+        near = [d.name for d in drives if d.name.casefold() == (loc.drive_name or "").casefold()]
+        hint = f" (did you mean {near[0]!r}?)" if near else (
+            f" (its shared drives: {', '.join(sorted(d.name for d in drives)[:10])})" if drives else "")
+        raise NoAccess(f"{who} is not a member of a shared drive named {loc.drive_name!r}{hint}; "
+                       f"ask one of its managers to add {who}")
+    if len(named) > 1:
+        ids = ", ".join(sorted(d.id for d in named))
+        raise AmbiguousPath(f"{len(named)} shared drives are named {loc.drive_name!r} ({ids}); "
+                            "pass one of them with --drive-id ID")
+    return named[0].as_folder(), loc.parts, 0
+
+
+async def _children_named(drive: Drive, folder: RemoteFile, name: str) -> list[RemoteFile]:
+    return await drive.list(f"name = {quote(name)} and {quote(folder.id)} in parents and trashed = false",
+                            fields=WALK_FIELDS, within=[folder.id])
+
+
+async def locate(drive: Drive, remote: str | Locator, *, drive_id: str | None = None) -> tuple[RemoteFile, Locator]:
+    """The one item REMOTE names (shortcuts followed), and the locator it was found by (a bare id
+    decided as a path or an id). Raises RemoteNotFound (NoAccess: not visible to this account),
+    NotAFolder, AmbiguousPath or UsageError, one line each."""
+    original = remote if isinstance(remote, Locator) else locator.parse(remote, drive_id=drive_id)
+    loc = await _decide_bare(drive, original)
+    current, below, used = await _anchor(drive, loc, original)
+    walked = loc.parts[:used]
+    for i, part in enumerate(below):
+        if not current.is_folder:
+            raise NotAFolder(f"{_where(loc, walked)} is a file, not a folder (so {loc.describe()!r} does not exist)")
+        matches = await _children_named(drive, current, part)
+        walked = walked + (part,)
+        if not matches:
+            raise RemoteNotFound(f"not found on Drive: {_where(loc, walked)}")
+        last = i == len(below) - 1
+        current = await _follow(drive, _choose(matches, _where(loc, walked), folder_needed=not last or loc.wants_folder))
+    if loc.wants_folder and not current.is_folder:
+        raise NotAFolder(f"{loc.describe().rstrip('/')} is a file, not a folder")
+    return current, loc
+
+
+async def resolve(drive: Drive, remote: str | Locator, *, drive_id: str | None = None) -> RemoteFile:
+    """The one item a remote names (any form locator.py reads); see ``locate``."""
+    return (await locate(drive, remote, drive_id=drive_id))[0]
+
+
+# -- where a push writes ----------------------------------------------------------------------------
+
+
+async def _check_writable(drive: Drive, folder: RemoteFile, where: str) -> None:
+    if folder.can_add_children is False:
+        who = await drive.account()
+        raise NoWriteAccess(f"cannot push into {where}: {who} may only read that folder; "
+                            f"ask its owner for writer (Editor) access")
+
+
+async def _create_folder(drive: Drive, name: str, parent: RemoteFile, where: str) -> RemoteFile:
+    await _check_writable(drive, parent, where)
+    try:
+        return await drive.create_folder(name, parent.id)
+    except DriveError as exc:
+        if exc.status == 403 and exc.reason in ("insufficientFilePermissions", "insufficientPermissions"):
+            who = await drive.account()
+            raise NoWriteAccess(f"cannot push into {where}: {who} may only read that folder; "
+                                f"ask its owner for writer (Editor) access") from None
+        raise
+
+
+async def resolve_folder(drive: Drive, remote: str | Locator, *, create: bool = True,
+                         drive_id: str | None = None) -> RemoteFile:
+    """The folder a push writes into: the anchor, then each name below it, which must be one folder
+    (two folders of one name: AmbiguousPath with their ids, as pull refuses them) or is created
+    (``create``). A folder this account may only read raises NoWriteAccess."""
+    original = remote if isinstance(remote, Locator) else locator.parse(remote, drive_id=drive_id)
+    loc = await _decide_bare(drive, original)
+    current, below, used = await _anchor(drive, loc, original)
+    walked = loc.parts[:used]
+    for part in below:
+        if not current.is_folder:
+            raise NotAFolder(f"{_where(loc, walked)} is a file on Drive, not a folder")
+        matches = await _children_named(drive, current, part)
+        walked = walked + (part,)
+        folders = [m for m in matches if _is_folderish(m)]
+        if len(folders) > 1:
+            _choose(folders, _where(loc, walked), folder_needed=False)    # raises AmbiguousPath with the ids
+        if folders:
+            current = await _follow(drive, folders[0])
+        elif matches:
+            raise NotAFolder(f"{_where(loc, walked)} is a file on Drive, not a folder")
+        elif create:
+            current = await _create_folder(drive, part, current, _where(loc, walked[:-1]))
+        else:
+            raise RemoteNotFound(f"not found on Drive: {_where(loc, walked)}")
+    if not current.is_folder:
+        raise NotAFolder(f"{loc.describe().rstrip('/')} is a file on Drive, not a folder")
+    await _check_writable(drive, current, loc.describe())
     return current
+
+
+async def push_target(drive: Drive, remote: str | Locator, filename: str, *,
+                      drive_id: str | None = None) -> tuple[RemoteFile, str]:
+    """Where one local file goes: (the Drive folder, the name on Drive). REMOTE is a folder to put it in
+    (a trailing '/', an existing folder, an id or a link) or the file's new path (its last name is not a
+    folder on Drive)."""
+    original = remote if isinstance(remote, Locator) else locator.parse(remote, drive_id=drive_id)
+    loc = await _decide_bare(drive, original)
+    single_shared = loc.anchor == locator.SHARED_WITH_ME and len(loc.parts) == 1
+    if loc.parts and not loc.wants_folder and not single_shared:
+        parent = await resolve_folder(drive, loc.parent())
+        name = loc.parts[-1]
+        matches = await _children_named(drive, parent, name)
+        folders = [m for m in matches if _is_folderish(m)]
+        if len(folders) > 1:
+            _choose(folders, loc.describe(), folder_needed=False)         # raises AmbiguousPath
+        if not folders:
+            return parent, name
+        folder = await _follow(drive, folders[0])
+        await _check_writable(drive, folder, loc.describe())
+        return folder, filename
+    return await resolve_folder(drive, loc), filename
 
 
 # -- walking a tree ---------------------------------------------------------------------------------
@@ -223,7 +397,7 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
         async with sem:
             out: list[RemoteFile] = []
             pages = 0
-            async for page in drive.list_pages(parents_query(ids), fields=WALK_FIELDS, page_size=1000):
+            async for page in drive.list_pages(parents_query(ids), fields=WALK_FIELDS, page_size=1000, within=ids):
                 pages += 1
                 out.extend(page)
             listing.requests += pages
@@ -269,7 +443,11 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
         pending = []
         if not batch_ids:
             break
-        chunks = [batch_ids[i:i + batch_size] for i in range(0, len(batch_ids), batch_size)]
+        # One query lists folders of one place only: a shared drive's folders are listed with corpora=drive.
+        groups: dict[str | None, list[str]] = {}
+        for fid in batch_ids:
+            groups.setdefault(drive.drive_of(fid), []).append(fid)
+        chunks = [ids[i:i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
         results = await asyncio.gather(*(list_batch(c) for c in chunks))
         queried = set(batch_ids)
         new_targets: list[str] = []

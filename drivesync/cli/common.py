@@ -17,6 +17,15 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv for debug)")
 
 
+#: What REMOTE may be, for every command's help.
+REMOTE_FORMS = ("a path under My Drive (data/train), id:ID, a bare Drive id, a Drive or Docs link, "
+                "shared-with-me:NAME/path or shared-drive:DRIVE NAME/path")
+
+
+def add_remote_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--drive-id", metavar="ID", help="REMOTE is a path inside the shared drive with this id")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

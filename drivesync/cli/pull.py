@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from .common import add_connection_flags, positive_float, positive_int, size
+from .common import REMOTE_FORMS, add_connection_flags, add_remote_flags, positive_float, positive_int, size
 
 
 class _FilterRule(argparse.Action):
@@ -22,18 +22,21 @@ def register(subparsers, name: str) -> None:
     if name == "ls":
         p = subparsers.add_parser("ls", help="list a Drive folder", description="List what is on Drive at REMOTE.")
         p.add_argument("remote", metavar="REMOTE", nargs="?", default="",
-                       help="path under My Drive (default: My Drive itself) or id:FILEID")
+                       help=f"{REMOTE_FORMS} (default: My Drive itself)")
         p.add_argument("-R", "--recursive", action="store_true", help="list everything below, not just one level")
         p.add_argument("-l", "--long", action="store_true", help="show size, modified time, md5 and id")
+        add_remote_flags(p)
         add_connection_flags(p)
         p.set_defaults(func=run_ls)
         return
     p = subparsers.add_parser("pull", help="download a Drive folder or file (parallel, resumable, verified)",
-                              description="Download REMOTE (a path under My Drive or id:FILEID) to LOCAL "
-                                          "(default ./<last part of REMOTE>). Re-running resumes and skips "
-                                          "what is already there and verified.")
+                              description=f"Download REMOTE ({REMOTE_FORMS}) to LOCAL "
+                                          "(default ./<last part of REMOTE>; a trailing '/' makes LOCAL a folder "
+                                          "to put a file in). Re-running resumes and skips what is already there "
+                                          "and verified.")
     p.add_argument("remote", metavar="REMOTE")
     p.add_argument("local", metavar="LOCAL", nargs="?")
+    add_remote_flags(p)
     p.add_argument("--transfers", type=positive_int, metavar="N", help="files downloaded at once")
     p.add_argument("--streams", type=positive_int, metavar="N", dest="streams_per_file",
                    help="parallel byte ranges for one large file")
@@ -80,6 +83,7 @@ def run_pull(args) -> int:
                   impersonate=args.impersonate,
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
                   skip_gdocs=args.skip_gdocs, export_formats=args.export_formats, latest=args.latest,
+                  drive_id=args.drive_id,
                   progress=False if (args.quiet or args.json or args.dry_run) else None)  # None: on a terminal
     if args.dry_run and not args.json:
         for line in result.plan:
@@ -100,14 +104,16 @@ def run_pull(args) -> int:
 
 def run_ls(args) -> int:
     from ..config import from_environment
+    from ..locator import parse
     from ..remote import resolve, walk
     from ..session import open_drive
 
     settings = from_environment(api_url=args.api_url, give_up_after=args.give_up_after)
+    loc = parse(args.remote, drive_id=args.drive_id)     # bad REMOTE: one line, before any request
 
     async def go():
         async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:
-            item = await resolve(drive, args.remote)
+            item = await resolve(drive, loc)
             return await walk(drive, item, settings, recursive=args.recursive)
 
     tree = asyncio.run(go())

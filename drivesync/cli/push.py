@@ -5,14 +5,15 @@ import os
 import sys
 import time
 
-from .common import add_connection_flags, positive_float, positive_int, size
+from .common import REMOTE_FORMS, add_connection_flags, add_remote_flags, positive_float, positive_int, size
 
 
 def register(sub, name: str) -> None:
     if name == "push":
         p = sub.add_parser("push", help="upload a file or folder to Drive (--watch: keep uploading checkpoints)",
-                           description="Upload LOCAL to REMOTE (a path under My Drive; default: LOCAL's folder "
-                                       "name). Unchanged files are skipped, changed ones become new revisions.")
+                           description=f"Upload LOCAL to REMOTE ({REMOTE_FORMS}; default: LOCAL's folder "
+                                       "name under My Drive). Unchanged files are skipped, changed ones become "
+                                       "new revisions.")
         p.add_argument("local", metavar="LOCAL")
         p.add_argument("remote", metavar="REMOTE", nargs="?")
         p.add_argument("--transfers", type=positive_int, help="files uploaded at once (default 4)")
@@ -36,6 +37,7 @@ def register(sub, name: str) -> None:
                        help="no progress bars (--watch still prints a line per checkpoint made durable)")
         p.add_argument("-q", "--quiet", action="store_true",
                        help="no bars and no per-checkpoint lines; only warnings, errors and the summary")
+        add_remote_flags(p)
         add_connection_flags(p)
         p.set_defaults(func=run_push)
     elif name == "status":
@@ -89,6 +91,8 @@ def run_push(args) -> int:
         if args.poll or args.background:
             raise UsageError("--poll and --background need --watch")
         return _push_once(args)
+    if args.drive_id:
+        raise UsageError("--drive-id does not go with --watch; write REMOTE as shared-drive:DRIVE NAME/path")
     return _watch(args)
 
 
@@ -107,7 +111,7 @@ def _push_once(args) -> int:
     started = time.monotonic()
     try:
         result = push(args.local, args.remote, exclude=args.exclude, delete=args.delete, subscribers=subscribers,
-                      progress=False, **_connection(args))  # the CLI draws its own bar (--no-progress)
+                      progress=False, drive_id=args.drive_id, **_connection(args))  # the CLI draws its own bar (--no-progress)
     except PushFailed as exc:
         if close:
             close()
