@@ -168,7 +168,7 @@ def scenario_lag(emu, work, args, p) -> dict:
     nbytes = args.save_mb * 1_000_000
     completed: dict[str, float] = {}
     s = settings_for(emu)
-    with drivesync.watch(root, "bench/lag", settings=s, credentials=emu.credentials) as w:
+    with drivesync.watch(root, "bench/lag", settings=s, credentials=emu.credentials, progress=args.progress) as w:
         for i in range(args.saves):
             t_start = time.time()
             name = f"step-{i:04d}.pt"
@@ -181,6 +181,7 @@ def scenario_lag(emu, work, args, p) -> dict:
     durable = {d["rel"]: d["durable_at"] for d in w.durable}
     lags = sorted(durable[n] - t for n, t in completed.items() if n in durable)
     out = {"save_bytes": nbytes, "every_s": args.every, "saves": args.saves, "uploaded": len(lags),
+           "progress": bool(args.progress),
            "lag_median_s": round(statistics.median(lags), 2) if lags else None,
            "lag_worst_s": round(max(lags), 2) if lags else None,
            "lags_s": [round(x, 2) for x in lags], "floor_one_save_s": round(floor_s(nbytes, s.upload_chunk_size, p), 2),
@@ -203,7 +204,8 @@ def scenario_sharded(emu, work, args, p) -> dict:
     os.makedirs(root, exist_ok=True)
     nbytes = args.shard_mb * 1_000_000
     s = settings_for(emu)
-    with drivesync.watch(root, "bench/sharded", settings=s, credentials=emu.credentials) as w:
+    with drivesync.watch(root, "bench/sharded", settings=s, credentials=emu.credentials,
+                         progress=args.progress) as w:
         staging = os.path.join(root, "tmp-checkpoint-500")
         os.makedirs(staging)
         md5s = {}
@@ -228,7 +230,8 @@ def scenario_sharded(emu, work, args, p) -> dict:
 
     on_drive = asyncio.run(listed())
     floor = floor_s(nbytes, s.upload_chunk_size, p)
-    out = {"shards": args.shards, "shard_bytes": nbytes, "seconds": round(seconds, 2), "floor_s": round(floor, 2),
+    out = {"shards": args.shards, "shard_bytes": nbytes, "progress": bool(args.progress),
+           "seconds": round(seconds, 2), "floor_s": round(floor, 2),
            "ratio_to_floor": round(seconds / floor, 3), "verified_on_drive": on_drive == md5s,
            "floor": "one shard's resumable upload at the per-connection rate (the shards go in parallel)"}
     print(json.dumps({"scenario": "sharded", **out}), flush=True)
@@ -285,6 +288,8 @@ def main() -> int:
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--shard-mb", type=int, default=100)
     ap.add_argument("--kill-at", type=float, default=0.5, help="share of the file sent before kill -9")
+    ap.add_argument("--progress", action="store_true",
+                    help="lag/sharded: the watcher's bars and durable lines on (to stderr), as a user sees them")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
