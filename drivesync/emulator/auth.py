@@ -82,16 +82,24 @@ class Auth:
         self.store.set_meta("default_refresh_token", tok)
         return tok
 
-    def write_credentials(self, path: str | os.PathLike, token_uri: str) -> str:
-        """Write an `authorized_user` credentials file (mode 0600) that google.auth.default() accepts."""
-        info = {
+    def credentials_info(self, token_uri: str, email: str | None = None) -> dict:
+        """An `authorized_user` credentials dict: the default account's (its one refresh token), or with
+        `email` a new refresh token tied to that account (sharing.add_account makes accounts)."""
+        if email is None or email == USER_EMAIL:
+            refresh = self.default_refresh_token()
+        else:
+            refresh = self._new_refresh_token(self.client_id, email, DRIVE_SCOPE)
+        return {
             "type": "authorized_user",
             "client_id": self.client_id,
             "client_secret": self.client_secret,
-            "refresh_token": self.default_refresh_token(),
+            "refresh_token": refresh,
             "token_uri": token_uri,
         }
-        _write_private(path, json.dumps(info, indent=2) + "\n")
+
+    def write_credentials(self, path: str | os.PathLike, token_uri: str, email: str | None = None) -> str:
+        """Write an `authorized_user` credentials file (mode 0600) that google.auth.default() accepts."""
+        _write_private(path, json.dumps(self.credentials_info(token_uri, email), indent=2) + "\n")
         return str(path)
 
     def write_service_account_key(self, path: str | os.PathLike, token_uri: str, email: str | None = None) -> str:
@@ -152,8 +160,12 @@ class Auth:
 
     def check(self, token: str | None) -> bool:
         """Whether a bearer token is known, unrevoked and unexpired."""
+        return self.subject(token) is not None
+
+    def subject(self, token: str | None) -> str | None:
+        """The subject (an account's email, or a service account's / JWT `sub`) of a valid bearer token, else None."""
         if not token:
-            return False
+            return None
         with self._lock:
             hit = self._cache.get(token)
         if hit is None:
@@ -161,11 +173,11 @@ class Auth:
                 "SELECT expires, subject FROM access_tokens WHERE token = ? AND revoked = 0", (token,)
             )
             if not rows:
-                return False
+                return None
             hit = (rows[0]["expires"], rows[0]["subject"])
             with self._lock:
                 self._cache[token] = hit
-        return time.time() < hit[0]
+        return (hit[1] or USER_EMAIL) if time.time() < hit[0] else None
 
     def expire_tokens(self) -> None:
         self.store.execute("UPDATE access_tokens SET expires = 0")

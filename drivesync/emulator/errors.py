@@ -163,3 +163,29 @@ def not_implemented(what: str) -> DriveError:
 def no_such_method(http_method: str, path: str) -> DriveError:
     """A request that names no Drive v3 method at all."""
     return DriveError(400, "badRequest", f"No Drive v3 method matches {http_method} {path}.")
+
+
+# ---------------------------------------------------------------------- sharing (sharing.py)
+
+
+def insufficient_permissions() -> DriveError:
+    """A write (or share, trash, delete, revisions) on an item the account may only read, or less."""
+    return DriveError(403, "insufficientFilePermissions", "The user does not have sufficient permissions for this file.")
+
+
+def cannot_download() -> DriveError:
+    """alt=media / export of a copyRequiresWriterPermission file by a reader or commenter (the message is ours)."""
+    return DriveError(403, "cannotDownloadFile",
+                      "The owner has disabled downloading, printing and copying of this file for readers and commenters.")
+
+
+def shared_drive_not_found(drive_id: str) -> DriveError:
+    return DriveError(404, "notFound", f"Shared drive not found: {drive_id}", location="driveId")
+
+
+def permission_not_found(permission_id: str) -> DriveError:
+    return DriveError(404, "notFound", f"Permission not found: {permission_id}.", location="permissionId")
+
+
+def required(param: str, message: str | None = None) -> DriveError:
+    return DriveError(400, "required", message or f"Required parameter: {param}", location=param)

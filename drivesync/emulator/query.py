@@ -109,7 +109,7 @@ class In:
 
 
 STRING_FIELDS = {"name", "mimeType", "fullText"}
-BOOL_FIELDS = {"trashed", "starred"}
+BOOL_FIELDS = {"trashed", "starred", "sharedWithMe"}
 TIME_FIELDS = {"modifiedTime", "createdTime", "viewedByMeTime"}
 IN_COLLECTIONS = {"parents", "owners", "writers", "readers"}
 
@@ -269,6 +269,39 @@ _SQL_COLUMN = {
 }
 
 
+_WRITER_ROLES = "'writer', 'fileOrganizer', 'organizer'"
+_READER_ROLES = "'reader', 'commenter', 'writer', 'fileOrganizer', 'organizer'"
+
+
+def parents_named(node) -> list[str]:
+    """Every id of an `'<id>' in parents` term in the query (where a listing may show link-shared children)."""
+    out: list[str] = []
+
+    def walk(n) -> None:
+        if isinstance(n, (And, Or)):
+            walk(n.left)
+            walk(n.right)
+        elif isinstance(n, Not):
+            walk(n.inner)
+        elif isinstance(n, In) and n.collection == "parents":
+            out.append(n.value)
+
+    if node is not None:
+        walk(node)
+    return out
+
+
+def only_fields(node, allowed: set[str]) -> bool:
+    """Whether every term of the query compares one of `allowed` (drives.list's q)."""
+    if node is None:
+        return True
+    if isinstance(node, (And, Or)):
+        return only_fields(node.left, allowed) and only_fields(node.right, allowed)
+    if isinstance(node, Not):
+        return only_fields(node.inner, allowed)
+    return isinstance(node, Compare) and node.field in allowed
+
+
 def to_sql(node, *, root_id: str, user_email: str) -> tuple[str, list]:
     """Translate an AST into a WHERE fragment over the `files` table plus its parameters.
     Uses the SQLite function `drive_contains(name, needle)` that the store registers."""
@@ -285,8 +318,20 @@ def to_sql(node, *, root_id: str, user_email: str) -> tuple[str, list]:
             if n.collection == "parents":
                 params.append(root_id if n.value == "root" else n.value)
                 return "parent = ?"
-            # owners / writers / readers: every file belongs to the one emulated user.
-            return "1" if n.value in ("me", user_email) else "0"
+            who = user_email if n.value == "me" else n.value
+            if n.collection == "owners":
+                params.append(who)
+                return "owner = ?"
+            # writers / readers: the owner, and those given that role on the item itself.
+            roles = _WRITER_ROLES if n.collection == "writers" else _READER_ROLES
+            params.extend([who, who])
+            return (f"(owner = ? OR id IN (SELECT file_id FROM permissions WHERE type = 'user' AND email = ? "
+                    f"AND role IN ({roles})))")
+        if isinstance(n, Compare) and n.field == "sharedWithMe":
+            params.extend([user_email, user_email])
+            expr = ("(drive_id IS NULL AND owner IS NOT ? AND id IN "
+                    "(SELECT file_id FROM permissions WHERE type = 'user' AND email = ?))")
+            return expr if (n.op == "=") == n.value else f"(NOT {expr})"
         if isinstance(n, Compare):
             if n.field == "fullText":
                 params.extend([n.value, n.value])
@@ -327,7 +372,9 @@ def matches(node, file: dict, *, root_id: str, user_email: str) -> bool:
     if isinstance(node, In):
         if node.collection == "parents":
             return file.get("parent") == (root_id if node.value == "root" else node.value)
-        return node.value in ("me", user_email)
+        return (file.get("owner") or user_email) == (user_email if node.value == "me" else node.value)
+    if isinstance(node, Compare) and node.field == "sharedWithMe":
+        return bool(file.get("shared_with_me")) == ((node.op == "=") == node.value)
     if isinstance(node, Compare):
         if node.field == "fullText":
             return name_contains(file.get("name"), node.value) or node.value in (file.get("doc_text") or "")

@@ -25,6 +25,7 @@ from aiohttp import web
 from . import errors, fields as fieldsel
 from .limits import Limits, TokenBucket
 from .schema import METHODS
+from .sharing import Sharing, View
 from .store import FOLDER, GOOGLE_APPS, SHORTCUT, Store, to_ms
 
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -53,6 +54,32 @@ def _compile_fields(text: str | None, schema: str, default_key: str):
 def compile_fields(text: str | None, schema: str, default_key: str):
     """`fields` parsed and validated against `schema` (400 invalidParameter), or the default selection."""
     return _compile_fields(text, schema, default_key)
+
+
+# The discovery document names no schema for these lists; their shape is Drive's.
+PERMISSION_DEFAULT = {"kind": None, "id": None, "type": None, "role": None}
+DRIVE_DEFAULT = {"kind": None, "id": None, "name": None}
+_LISTS = {
+    "PermissionList": ({"kind": None, "nextPageToken": None, "permissions": "Permission"},
+                       {"kind": None, "nextPageToken": None, "permissions": PERMISSION_DEFAULT}),
+    "DriveList": ({"kind": None, "nextPageToken": None, "drives": "Drive"},
+                  {"kind": None, "nextPageToken": None, "drives": DRIVE_DEFAULT}),
+    "Permission": ("Permission", PERMISSION_DEFAULT),
+    "Drive": ("Drive", DRIVE_DEFAULT),
+}
+
+
+def compile_sharing_fields(text: str | None, what: str):
+    """`fields` for permissions.* and drives.* answers (Permission, PermissionList, Drive, DriveList)."""
+    schema, default = _LISTS[what]
+    if not text:
+        return default
+    try:
+        sel = fieldsel.parse(text)
+        fieldsel.validate(sel, schema)
+    except fieldsel.FieldsError as e:
+        raise errors.invalid_fields(e.selection) from None
+    return sel
 
 
 # ---------------------------------------------------------------------- request metadata
@@ -165,10 +192,11 @@ def _page_token(offset: int) -> str:
 class Service:
     """The store, the live limits and the request counters (server.Stats), with what routes and uploads need."""
 
-    def __init__(self, store: Store, limits: Limits, stats):
+    def __init__(self, store: Store, limits: Limits, stats, sharing: Sharing):
         self.store = store
         self.limits = limits
         self.stats = stats
+        self.sharing = sharing
         self._conn_buckets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ answers
@@ -181,12 +209,12 @@ class Service:
             h.update(headers)
         return web.Response(body=body, status=status, headers=h)
 
-    def file_json(self, request, row: dict, fields_text: str | None) -> dict:
+    def file_json(self, request, row: dict, fields_text: str | None, view: View) -> dict:
         sel = compile_fields(fields_text, "File", "file")
-        return fieldsel.apply(self.store.resource(row, base_url(request)), sel)
+        return fieldsel.apply(view.resource(row, base_url(request)), sel)
 
-    def file_response(self, request, row: dict, fields_text: str | None, status: int = 200) -> web.Response:
-        return self.json_response(self.file_json(request, row, fields_text), status=status)
+    def file_response(self, request, row: dict, fields_text: str | None, view: View, status: int = 200) -> web.Response:
+        return self.json_response(self.file_json(request, row, fields_text, view), status=status)
 
     # ------------------------------------------------------------------ admission
 
@@ -199,13 +227,17 @@ class Service:
                 raise errors.rate_limit_429(p.retry_after_s)
             raise errors.rate_limit_403(p.retry_after_s)
 
-    def admit_storage(self, new_bytes: int, replaced_bytes: int = 0) -> None:
+    def admit_storage(self, new_bytes: int, replaced_bytes: int = 0, *, view: View | None = None,
+                      owner: str | None = None, shared_drive: bool = False) -> None:
         """403 storageQuotaExceeded when storing `new_bytes` (in place of `replaced_bytes`, for a new revision
-        whose old content the store drops) would take the usage past `storage_limit_bytes`. Trash counts."""
+        whose old content the store drops) would take the usage past `storage_limit_bytes`. Trash counts.
+        With several accounts the usage is the owner's (`owner`, default: the view's account); items in a
+        shared drive count against nobody's quota here (Drive's per-drive limits are not emulated)."""
         limit = self.limits.profile.storage_limit_bytes
-        if limit is None:
+        if limit is None or shared_drive:
             return
-        used = self.store.usage()[0]
+        who = None if view is None or view.simple else (owner or view.account.email)
+        used = self.store.usage(who)[0]
         if used - replaced_bytes + new_bytes > limit:
             raise errors.storage_quota_exceeded()
 
@@ -247,19 +279,36 @@ class Service:
 
     # ------------------------------------------------------------------ files.update
 
-    def apply_update(self, fid: str, meta: dict, q, **extra) -> dict:
-        """files.update's metadata part, shared with uploads (PATCH with new content). Returns the row."""
-        row = self.store.require(fid)
+    def apply_update(self, fid: str, meta: dict, q, view: View, **extra) -> dict:
+        """files.update's metadata part, shared with uploads (PATCH with new content). Returns the row.
+        The account needs canEdit (canModifyContent for new content, canTrash to trash or untrash,
+        canChangeCopyRequiresWriterPermission for that flag) on the item, and canAddChildren on a new parent."""
+        row, acc = view.get(fid)
+        fid = row["id"]
         add = [p for p in (q.get("addParents") or "").split(",") if p.strip()]
         remove = [p for p in (q.get("removeParents") or "").split(",") if p.strip()]
+        if "trashed" in meta and meta["trashed"] is not None:
+            if row["parent"] is None:
+                raise errors.DriveError(403, "cannotTrashRoot" if row["drive_id"] is None else "insufficientFilePermissions",
+                                        "The root folder cannot be trashed." if row["drive_id"] is None else
+                                        "The user does not have sufficient permissions for this file.")
+            view.need(row, acc, "canTrash" if meta["trashed"] else "canUntrash")
+        if meta.get("copyRequiresWriterPermission") is not None:
+            view.need(row, acc, "canChangeCopyRequiresWriterPermission")
+            extra.setdefault("copy_requires_writer", bool(meta["copyRequiresWriterPermission"]))
+        edits = set(meta) - {"trashed", "copyRequiresWriterPermission"}
+        if "content" in extra or "doc_text" in extra:
+            view.need(row, acc, "canModifyContent")
+        if edits or add or remove or not meta:
+            view.need(row, acc, "canEdit")
         new_parent = None
         if add or remove:
             current = {row["parent"]} if row["parent"] else set()
-            remove_ids = {self.store.resolve(p.strip()) for p in remove}
-            add_ids = [self.store.resolve(p.strip()) for p in add]
+            remove_ids = {view.resolve(p.strip()) for p in remove}
+            add_ids = [view.container(p.strip()) for p in add]   # 404 if invisible, 403 unless writable
             for p in add_ids:
-                if self.store.row(p) is None:
-                    raise errors.not_found(p)
+                if self.store.row(p)["drive_id"] != row["drive_id"]:
+                    raise errors.not_implemented("moving an item between My Drive and a shared drive, or between two shared drives")
             result = (current - remove_ids) | set(add_ids)
             if len(result) > 1:
                 raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
@@ -288,7 +337,7 @@ class Service:
     # ------------------------------------------------------------------ revisions
 
     def _revisable(self, fid: str) -> dict:
-        row = self.store.require(fid)
+        row = self.store.require(fid)   # the caller checked the account may read the item's revisions
         mime = row["mime_type"]
         if mime in (FOLDER, SHORTCUT):
             # What Drive answers for folders (and forms); the message is ours.

@@ -108,7 +108,31 @@ CREATE TABLE IF NOT EXISTS auth_codes (
 );
 CREATE TABLE IF NOT EXISTS sa_keys (key_id TEXT PRIMARY KEY, email TEXT NOT NULL, public_pem TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS content_crc32c (revision TEXT PRIMARY KEY, crc32c INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    email TEXT PRIMARY KEY, display_name TEXT NOT NULL, permission_id TEXT NOT NULL, root_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permissions (
+    file_id TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, role TEXT NOT NULL, email TEXT,
+    allow_discovery INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, PRIMARY KEY (file_id, id)
+);
+CREATE INDEX IF NOT EXISTS permissions_email ON permissions(email, type);
+CREATE TABLE IF NOT EXISTS drives (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, request_id TEXT UNIQUE, created_ms INTEGER NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0
+);
 """
+
+# Columns added after the first schema: (table, column, SQL type). Old data directories get them on open.
+MIGRATIONS = [
+    ("files", "owner", "TEXT"),                                   # email of the owning account; NULL in shared drives
+    ("files", "drive_id", "TEXT"),                                # the shared drive an item lives in
+    ("files", "copy_requires_writer", "INTEGER NOT NULL DEFAULT 0"),
+    ("files", "resource_key", "TEXT"),
+    ("changes", "owner", "TEXT"),
+    ("changes", "drive_id", "TEXT"),
+    ("upload_sessions", "account", "TEXT"),
+]
 
 COPY_CHUNK = 4 * 1024 * 1024
 
@@ -245,10 +269,17 @@ class Store:
         self.db.create_function("drive_contains", 2, name_contains, deterministic=True)
         with self.lock:
             self.db.executescript(SCHEMA)
+            self._migrate()
             self.root_id = self._meta("root_id") or self._init_root()
             self.permission_id = self._meta("permission_id") or self._set_meta(
                 "permission_id", str(secrets.randbelow(10**20))
             )
+            self.db.execute(
+                "INSERT OR IGNORE INTO accounts (email, display_name, permission_id, root_id, created_ms) "
+                "VALUES (?, ?, ?, ?, ?)", (USER_EMAIL, USER_NAME, self.permission_id, self.root_id, now_ms()))
+            # Rows from before accounts existed belong to the default account.
+            self.db.execute("UPDATE files SET owner = ? WHERE owner IS NULL AND drive_id IS NULL", (USER_EMAIL,))
+            self.db.execute("CREATE INDEX IF NOT EXISTS files_owner ON files(owner)")
         # Base of absolute URLs (links in file()); the server passes the request's own base instead.
         self.public_url = "http://127.0.0.1"
         # Set by the server (frontend.py): file id -> True when its answers carry no md5/sha1/sha256.
@@ -259,6 +290,12 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+    def _migrate(self) -> None:
+        for table, column, sqltype in MIGRATIONS:
+            cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})").fetchall()}
+            if column not in cols:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sqltype}")
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -280,11 +317,24 @@ class Store:
         root = "0A" + secrets.token_urlsafe(12) + "Uk9PVA"
         t = now_ms()
         self.db.execute(
-            "INSERT INTO files (id, name, mime_type, parent, created_ms, modified_ms) VALUES (?, ?, ?, NULL, ?, ?)",
-            (root, "My Drive", FOLDER, t, t),
+            "INSERT INTO files (id, name, mime_type, parent, created_ms, modified_ms, owner) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+            (root, "My Drive", FOLDER, t, t, USER_EMAIL),
         )
         self._set_meta("root_id", root)
         return root
+
+    def new_root(self, owner: str, name: str = "My Drive", drive_id: str | None = None) -> str:
+        """A parentless folder: the My Drive root of another account, or (with `drive_id`) a shared drive's
+        root, whose id is the drive id."""
+        fid = drive_id or ("0A" + secrets.token_urlsafe(12) + "Uk9PVA")
+        t = now_ms()
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO files (id, name, mime_type, parent, created_ms, modified_ms, owner, drive_id) "
+                "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                (fid, name, FOLDER, t, t, None if drive_id else owner, drive_id),
+            )
+        return fid
 
     def execute(self, sql: str, params=()) -> list[dict]:
         with self.lock:
@@ -294,7 +344,10 @@ class Store:
         return self.content_dir / revision
 
     def _change(self, file_id: str, removed: bool, t: int) -> None:
-        self.db.execute("INSERT INTO changes (file_id, removed, time_ms) VALUES (?, ?, ?)", (file_id, int(removed), t))
+        # Who owned it (or which shared drive held it) is kept so a removal is told only to those who could see it.
+        r = self.db.execute("SELECT owner, drive_id FROM files WHERE id = ?", (file_id,)).fetchone() or {}
+        self.db.execute("INSERT INTO changes (file_id, removed, time_ms, owner, drive_id) VALUES (?, ?, ?, ?, ?)",
+                        (file_id, int(removed), t, r.get("owner"), r.get("drive_id")))
 
     # ------------------------------------------------------------------ reading rows
 
@@ -314,7 +367,8 @@ class Store:
         return self.root_id if file_id == "root" else file_id
 
     def query_rows(self, where: str, params: list, order: str, limit: int, offset: int) -> list[dict]:
-        sql = f"SELECT * FROM files WHERE id != ? AND ({where}) ORDER BY {order} LIMIT ? OFFSET ?"
+        # Roots (the My Drive of each account, each shared drive's root) have no parent and are never listed.
+        sql = f"SELECT * FROM files WHERE id != ? AND parent IS NOT NULL AND ({where}) ORDER BY {order} LIMIT ? OFFSET ?"
         with self.lock:
             return self.db.execute(sql, [self.root_id, *params, limit, offset]).fetchall()
 
@@ -420,14 +474,26 @@ class Store:
 
     # ------------------------------------------------------------------ writes
 
-    def _check_parent(self, parent_id: str | None) -> str:
-        parent = self.resolve(parent_id) if parent_id else self.root_id
-        prow = self.db.execute("SELECT mime_type FROM files WHERE id = ?", (parent,)).fetchone()
+    def _check_parent(self, parent_id: str | None, owner: str | None = None) -> str:
+        return self._parent_row(parent_id, owner)["id"]
+
+    def _parent_row(self, parent_id: str | None, owner: str | None = None) -> dict:
+        """The parent folder's row; no parent = the My Drive root of `owner` (default: the default account)."""
+        if parent_id:
+            parent = self.resolve(parent_id)
+        elif owner and owner != USER_EMAIL:
+            r = self.db.execute("SELECT root_id FROM accounts WHERE email = ?", (owner,)).fetchone()
+            if r is None:
+                raise KeyError(f"no such account: {owner}")
+            parent = r["root_id"]
+        else:
+            parent = self.root_id
+        prow = self.db.execute("SELECT id, mime_type, drive_id FROM files WHERE id = ?", (parent,)).fetchone()
         if prow is None:
             raise errors.not_found(parent)
         if prow["mime_type"] != FOLDER:
             raise errors.DriveError(400, "invalid", "The specified parent is not a folder.", location="parents")
-        return parent
+        return prow
 
     def insert(
         self,
@@ -446,13 +512,20 @@ class Store:
         properties: dict | None = None,
         app_properties: dict | None = None,
         original_filename: str | None = None,
+        owner: str | None = None,
+        copy_requires_writer: bool = False,
     ) -> str:
-        """Create a file row. `content` = (revision, size, digests) of bytes already renamed into content/."""
+        """Create a file row. `content` = (revision, size, digests) of bytes already renamed into content/.
+        `owner` (an account's email; default: the default account) owns it, unless the parent is in a shared
+        drive: then the drive holds it and it has no owner. No parent = the owner's My Drive root."""
         if "\0" in name:
             raise errors.DriveError(400, "invalid", "Invalid Value", location="name")
         t = now_ms()
         with self.lock:
-            parent = self._check_parent(parent_id)
+            prow = self._parent_row(parent_id, owner)
+            parent = prow["id"]
+            drive_id = prow["drive_id"]
+            owner = None if drive_id else (owner or USER_EMAIL)
             fid = file_id or new_file_id()
             if file_id and self.db.execute("SELECT 1 FROM files WHERE id = ?", (fid,)).fetchone():
                 raise errors.DriveError(409, "duplicate", "A file already exists with the provided ID.")
@@ -467,7 +540,8 @@ class Store:
                 self.db.execute(
                     """INSERT INTO files (id, name, mime_type, parent, created_ms, modified_ms, size, md5, sha1, sha256,
                        revision, version, doc_text, target_id, target_mime, description, starred, properties,
-                       app_properties, original_filename) VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,?)""",
+                       app_properties, original_filename, owner, drive_id, copy_requires_writer)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,?,?,?,?)""",
                     (
                         fid,
                         name,
@@ -488,6 +562,9 @@ class Store:
                         json.dumps(properties) if properties else None,
                         json.dumps(app_properties) if app_properties else None,
                         original_filename,
+                        owner,
+                        drive_id,
+                        int(bool(copy_requires_writer)),
                     ),
                 )
                 if binary:
@@ -526,6 +603,8 @@ class Store:
                 sets["parent"] = parent
             if "description" in changes:
                 sets["description"] = changes["description"]
+            if changes.get("copy_requires_writer") is not None:
+                sets["copy_requires_writer"] = int(bool(changes["copy_requires_writer"]))
             if "starred" in changes and changes["starred"] is not None:
                 sets["starred"] = int(bool(changes["starred"]))
             for key, col in (("properties", "properties"), ("app_properties", "app_properties")):
@@ -641,9 +720,10 @@ class Store:
                     r = self.db.execute("SELECT revision FROM files WHERE id = ?", (i,)).fetchone()
                     if r and r["revision"]:
                         revs.append(r["revision"])
+                    self._change(i, True, t)
                     self.db.execute("DELETE FROM files WHERE id = ?", (i,))
                     self.db.execute("DELETE FROM revisions WHERE file_id = ?", (i,))
-                    self._change(i, True, t)
+                    self.db.execute("DELETE FROM permissions WHERE file_id = ?", (i,))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -651,9 +731,11 @@ class Store:
         for rev in revs:
             self._drop_content(rev)
 
-    def empty_trash(self) -> int:
+    def empty_trash(self, owner: str | None = None) -> int:
+        """Delete for good what was trashed explicitly (only what `owner` owns, when given)."""
+        sql = "SELECT id FROM files WHERE trashed = 1 AND explicitly_trashed = 1"
         with self.lock:
-            tops = self.db.execute("SELECT id FROM files WHERE trashed = 1 AND explicitly_trashed = 1").fetchall()
+            tops = self.db.execute(sql + (" AND owner = ?" if owner else ""), (owner,) if owner else ()).fetchall()
         for r in tops:
             if self.row(r["id"]) is not None:
                 self.delete(r["id"])
@@ -730,7 +812,8 @@ class Store:
                 pass
             raise
 
-    def copy_file(self, file_id: str, *, name: str | None = None, parent_id: str | None = None) -> str:
+    def copy_file(self, file_id: str, *, name: str | None = None, parent_id: str | None = None,
+                  owner: str | None = None) -> str:
         r = self.require(file_id)
         content = None
         if r["revision"]:
@@ -750,12 +833,14 @@ class Store:
             description=r["description"],
             properties=json.loads(r["properties"]) if r["properties"] else None,
             app_properties=json.loads(r["app_properties"]) if r["app_properties"] else None,
+            owner=owner,
+            copy_requires_writer=bool(r["copy_requires_writer"]),
         )
 
     # ------------------------------------------------------------------ seeding (the contract)
 
-    def add_folder(self, name: str, parent_id: str | None = None) -> str:
-        return self.insert(name=name, mime_type=FOLDER, parent_id=parent_id)
+    def add_folder(self, name: str, parent_id: str | None = None, *, owner: str | None = None) -> str:
+        return self.insert(name=name, mime_type=FOLDER, parent_id=parent_id, owner=owner)
 
     def add_file(
         self,
@@ -768,6 +853,7 @@ class Store:
         seed: int = 0,
         mime_type: str | None = None,
         modified_time=None,
+        owner: str | None = None,
     ) -> str:
         """A binary file from `data`, from a local `path`, or `size` pseudo-random bytes from `seed`."""
         if data is not None:
@@ -785,16 +871,20 @@ class Store:
             content=content,
             modified_ms=to_ms(modified_time) if modified_time is not None else None,
             original_filename=name,
+            owner=owner,
         )
 
-    def add_doc(self, name: str, parent_id: str | None = None, kind: str = "document", text: str = "") -> str:
+    def add_doc(self, name: str, parent_id: str | None = None, kind: str = "document", text: str = "", *,
+                owner: str | None = None) -> str:
         if kind not in DOC_KINDS:
             raise ValueError(f"kind must be one of {sorted(DOC_KINDS)}")
-        return self.insert(name=name, mime_type=DOC_KINDS[kind], parent_id=parent_id, doc_text=text)
+        return self.insert(name=name, mime_type=DOC_KINDS[kind], parent_id=parent_id, doc_text=text, owner=owner)
 
-    def add_shortcut(self, name: str, target_id: str, parent_id: str | None = None) -> str:
+    def add_shortcut(self, name: str, target_id: str, parent_id: str | None = None, *,
+                     owner: str | None = None) -> str:
         t = self.require(target_id)
-        return self.insert(name=name, mime_type=SHORTCUT, parent_id=parent_id, target=(t["id"], t["mime_type"]))
+        return self.insert(name=name, mime_type=SHORTCUT, parent_id=parent_id, target=(t["id"], t["mime_type"]),
+                           owner=owner)
 
     def set_abusive(self, file_id: str, abusive: bool = True) -> None:
         """Flag a file as malware/spam: alt=media then needs acknowledgeAbuse=true."""
@@ -847,7 +937,7 @@ class Store:
         """Latest change per file with seq >= token, oldest first; returns (rows, next token or None)."""
         with self.lock:
             rows = self.db.execute(
-                """SELECT c.seq, c.file_id, c.removed, c.time_ms FROM changes c
+                """SELECT c.seq, c.file_id, c.removed, c.time_ms, c.owner, c.drive_id FROM changes c
                    JOIN (SELECT file_id, max(seq) AS m FROM changes WHERE seq >= ? GROUP BY file_id) l
                    ON c.seq = l.m ORDER BY c.seq LIMIT ?""",
                 (token, limit + 1),
@@ -912,11 +1002,11 @@ class Store:
 
     # ------------------------------------------------------------------ storage
 
-    def usage(self) -> tuple[int, int]:
+    def usage(self, owner: str | None = None) -> tuple[int, int]:
+        """(bytes, bytes in trash) of the binary files `owner` owns (None: every file, as with one account)."""
+        sql = "SELECT coalesce(sum(size), 0) AS total, coalesce(sum(CASE WHEN trashed THEN size END), 0) AS trash FROM files"
         with self.lock:
-            r = self.db.execute(
-                "SELECT coalesce(sum(size), 0) AS total, coalesce(sum(CASE WHEN trashed THEN size END), 0) AS trash FROM files"
-            ).fetchone()
+            r = self.db.execute(sql + (" WHERE owner = ?" if owner else ""), (owner,) if owner else ()).fetchone()
         return r["total"], r["trash"]
 
 

@@ -168,17 +168,93 @@ class Emulator:
 
     # ------------------------------------------------------------------ seeding and reading
 
-    def add_folder(self, name: str, parent_id: str | None = None) -> str:
-        return self.store.add_folder(name, parent_id)
+    # Every seeding helper takes `owner=EMAIL` (an account from add_account; default: the default account).
+    # Without a parent an item goes in its owner's My Drive; with a parent in a shared drive it belongs to
+    # the drive (no owner).
+
+    def add_folder(self, name: str, parent_id: str | None = None, *, owner: str | None = None) -> str:
+        return self.store.add_folder(name, parent_id, owner=owner)
 
     def add_file(self, name: str, data: bytes | None = None, **kw) -> str:
         return self.store.add_file(name, data, **kw)
 
-    def add_doc(self, name: str, parent_id: str | None = None, kind: str = "document", text: str = "") -> str:
-        return self.store.add_doc(name, parent_id, kind, text)
+    def add_doc(self, name: str, parent_id: str | None = None, kind: str = "document", text: str = "", *,
+                owner: str | None = None) -> str:
+        return self.store.add_doc(name, parent_id, kind, text, owner=owner)
 
-    def add_shortcut(self, name: str, target_id: str, parent_id: str | None = None) -> str:
-        return self.store.add_shortcut(name, target_id, parent_id)
+    def add_shortcut(self, name: str, target_id: str, parent_id: str | None = None, *,
+                     owner: str | None = None) -> str:
+        return self.store.add_shortcut(name, target_id, parent_id, owner=owner)
+
+    # ------------------------------------------------------------------ accounts and sharing (issue 11)
+
+    def add_account(self, email: str, display_name: str | None = None) -> dict:
+        """Create an account (or take the existing one) and return an authorized_user credentials dict for it
+        (a new refresh token each call; the same shape as `credentials_path`'s file). What
+        `POST /_emulator/accounts {"email": ...}` answers."""
+        self.server.sharing.add_account(email, display_name)
+        return self.server.auth.credentials_info(self.token_uri, email)
+
+    def write_account_credentials(self, email: str, path: str | os.PathLike) -> str:
+        """add_account(email), written to `path` (mode 0600) for `--credentials PATH`; returns the path."""
+        self.server.sharing.add_account(email)
+        return self.server.auth.write_credentials(path, self.token_uri, email=email)
+
+    def account_root_id(self, email: str) -> str:
+        """The id of an account's My Drive root (what 'root' means for it)."""
+        a = self.server.sharing.account(email)
+        if a is None:
+            raise KeyError(email)
+        return a.root_id
+
+    def share(self, file_id: str, email: str | None = None, role: str = "reader", *, type: str | None = None,
+              allow_discovery: bool = False) -> dict:
+        """Give `email` (type user) or anyone with the link (`email=None` or type="anyone") `role` on an item,
+        without the checks permissions.create makes. A folder's permissions reach everything below it.
+        On a shared drive's id this adds a member (roles reader .. organizer). Returns the Permission JSON."""
+        from .sharing import DRIVE_ROLES, ITEM_ROLES
+
+        kind = type or ("user" if email else "anyone")
+        is_drive = self.server.sharing.drive_row(file_id) is not None
+        if role not in (DRIVE_ROLES if is_drive else ITEM_ROLES):
+            raise ValueError(f"role {role!r} is not one Drive lets you give here")
+        p = self.server.sharing.grant(self.store.resolve(file_id), type=kind, role=role, email=email,
+                                      allow_discovery=allow_discovery)
+        row = self.store.row(file_id)
+        return self.server.sharing.view().permission_json(p, row)
+
+    def unshare(self, file_id: str, permission_id: str) -> None:
+        """Remove one permission (an account's permissionId, or 'anyoneWithLink' / 'anyone')."""
+        if not self.server.sharing.revoke(self.store.resolve(file_id), permission_id):
+            raise KeyError(permission_id)
+
+    def permission_id(self, email: str) -> str:
+        """An account's permissionId (the id of its permissions on every item)."""
+        a = self.server.sharing.account(email)
+        if a is None:
+            raise KeyError(email)
+        return a.permission_id
+
+    def add_drive(self, name: str, organizer: str | None = None, members: dict[str, str] | None = None) -> str:
+        """A shared drive organized by `organizer` (default: the default account) with more `members`
+        ({email: role}); returns its id, which is also its root folder's id (parent_id for add_file etc.)."""
+        sharing = self.server.sharing
+        org = sharing.account(organizer) if organizer else sharing.default()
+        if org is None:
+            raise KeyError(organizer)
+        drive_id = sharing.create_drive(name, org)
+        for email, role in (members or {}).items():
+            self.share(drive_id, email, role)
+        return drive_id
+
+    def set_resource_key(self, file_id: str) -> str:
+        """Give an item a resource key (what `POST /_emulator/resource-key` does); returns the key. Accounts
+        that reach the item only by an `anyone` link must then send `X-Goog-Drive-Resource-Keys: ID/KEY`."""
+        return self.server.sharing.set_resource_key(file_id)
+
+    def set_copy_requires_writer_permission(self, file_id: str, value: bool = True) -> None:
+        """Readers and commenters then cannot download or copy it (403 cannotDownloadFile)."""
+        self.store.update(file_id, copy_requires_writer=value)
 
     def trash(self, file_id: str) -> None:
         self.store.trash(file_id)
@@ -215,13 +291,16 @@ class Emulator:
     def write_service_account_key(self, path: str | os.PathLike) -> str:
         return self.server.auth.write_service_account_key(path, self.token_uri)
 
-    def access_token(self, lifetime_s: float | None = None) -> str:
-        """A fresh bearer token for raw HTTP tests (beyond the contract)."""
-        return self.server.auth.issue_access_token(lifetime_s=lifetime_s)[0]
+    def access_token(self, lifetime_s: float | None = None, account: str | None = None) -> str:
+        """A fresh bearer token for raw HTTP tests (beyond the contract); `account`: served as that email."""
+        if account is not None and self.server.sharing.account(account) is None:
+            raise KeyError(account)
+        kw = {"subject": account} if account else {}
+        return self.server.auth.issue_access_token(lifetime_s=lifetime_s, **kw)[0]
 
-    def auth_headers(self) -> dict[str, str]:
-        """{"Authorization": "Bearer <fresh token>"} (beyond the contract)."""
-        return {"Authorization": f"Bearer {self.access_token()}"}
+    def auth_headers(self, account: str | None = None) -> dict[str, str]:
+        """{"Authorization": "Bearer <fresh token>"} (beyond the contract); `account` as in access_token."""
+        return {"Authorization": f"Bearer {self.access_token(account=account)}"}
 
     def write_credentials(self, path: str | os.PathLike) -> str:
         """Write another authorized_user file (e.g. after revoke_refresh_tokens); beyond the contract."""

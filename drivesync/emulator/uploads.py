@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import errors
 from .service import Service, base_url, check_writable, meta_time, parse_json_body
+from .sharing import View
 from .store import GOOGLE_APPS, FOLDER, SHORTCUT, Hasher, hash_file, now_ms
 
 CHUNK_GRANULARITY = 256 * 1024
@@ -68,10 +69,11 @@ class Uploads:
 
     # ------------------------------------------------------------------ entry point
 
-    async def handle(self, request: web.Request, file_id: str | None) -> web.StreamResponse:
+    async def handle(self, request: web.Request, file_id: str | None, view: View) -> web.StreamResponse:
+        """One upload request, served as `view`'s account (new files are its own, or its shared drive's)."""
         q = request.query
         if "upload_id" in q:
-            return await self.chunk(request, q["upload_id"])
+            return await self.chunk(request, q["upload_id"], view)
         kind = q.get("uploadType")
         if kind not in ("media", "multipart", "resumable"):
             raise errors.DriveError(
@@ -86,9 +88,9 @@ class Uploads:
             raise errors.no_such_method(request.method, request.path)
         self.service.admit_write()
         if file_id:
-            self._require_updatable(file_id)
+            file_id = self._require_updatable(file_id, view)["id"]
         if kind == "resumable":
-            return await self.start_session(request, file_id)
+            return await self.start_session(request, file_id, view)
         if kind == "media":
             tmp, size, dig = await self._receive_to_tmp(BodyReader(self.service, request).blocks())
             meta: dict = {}
@@ -100,20 +102,26 @@ class Uploads:
         except errors.DriveError:
             _unlink(tmp)
             raise
-        row = self.finish(file_id, meta, media_mime, tmp, size, dig, request.query)
-        return self.service.file_response(request, row, request.query.get("fields"))
+        row = self.finish(file_id, meta, media_mime, tmp, size, dig, request.query, view)
+        return self.service.file_response(request, row, request.query.get("fields"), view)
 
-    def _require_updatable(self, file_id: str) -> dict:
-        r = self.store.require(file_id)
+    def _require_updatable(self, file_id: str, view: View) -> dict:
+        r = view.writable(file_id, "canModifyContent")     # 404 if invisible, 403 for readers
         if r["mime_type"] in (FOLDER, SHORTCUT):
             raise errors.DriveError(400, "invalid", "Media content cannot be uploaded to a folder or shortcut.")
         return r
 
-    def _admit_storage(self, file_id: str | None, size: int) -> None:
-        """The storage quota for `size` new bytes; a new revision replaces the old bytes (the store drops them)."""
+    def _admit_storage(self, file_id: str | None, size: int, view: View, parent: str | None = None) -> None:
+        """The storage quota for `size` new bytes; a new revision replaces the old bytes (the store drops them).
+        The bytes count against the item's owner (a new file: the uploader); shared-drive items against nobody."""
         old = self.store.row(file_id) if file_id else None
         replaced = (old["size"] or 0) if old is not None and not old["mime_type"].startswith(GOOGLE_APPS) else 0
-        self.service.admit_storage(size, replaced)
+        if old is not None:
+            in_drive, owner = old["drive_id"] is not None, old["owner"]
+        else:
+            prow = self.store.row(parent) if parent else None
+            in_drive, owner = prow is not None and prow["drive_id"] is not None, None
+        self.service.admit_storage(size, replaced, view=view, owner=owner, shared_drive=in_drive)
 
     # ------------------------------------------------------------------ simple and multipart
 
@@ -241,11 +249,19 @@ class Uploads:
 
     # ------------------------------------------------------------------ creating the file
 
-    def finish(self, file_id, meta, media_mime, tmp, size, digests, query) -> dict:
+    def finish(self, file_id, meta, media_mime, tmp, size, digests, query, view: View) -> dict:
         """Turn complete bytes into a new file or a new revision of `file_id`; returns the row."""
         try:
             check_writable(meta, update=bool(file_id))
-            self._admit_storage(file_id, size)
+            parent = None
+            if file_id:
+                file_id = self._require_updatable(file_id, view)["id"]
+            else:
+                parents = meta.get("parents") or []
+                if len(parents) > 1:
+                    raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
+                parent = view.container(parents[0] if parents else None)   # 404 if invisible, 403 unless writable
+            self._admit_storage(file_id, size, view, parent)
             mime = _pick_mime(meta, media_mime)
             mtime = meta_time(meta, "modifiedTime")
             if file_id:
@@ -253,15 +269,12 @@ class Uploads:
                 if existing["mime_type"].startswith(GOOGLE_APPS):
                     text = _read_text(tmp)
                     _unlink(tmp)
-                    return self.service.apply_update(file_id, meta, query, doc_text=text)
+                    return self.service.apply_update(file_id, meta, query, view, doc_text=text)
                 size, digests = self._maybe_corrupt(tmp, size, digests)
                 content = self.store.adopt_content(tmp, size, digests)
                 return self.service.apply_update(
-                    file_id, meta, query, content=content, original_filename=meta.get("originalFilename")
+                    file_id, meta, query, view, content=content, original_filename=meta.get("originalFilename")
                 )
-            parents = meta.get("parents") or []
-            if len(parents) > 1:
-                raise errors.DriveError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
             if mime.startswith(GOOGLE_APPS):
                 if mime in (FOLDER, SHORTCUT):
                     raise errors.DriveError(400, "invalid", "Media content cannot be uploaded to a folder or shortcut.")
@@ -271,7 +284,9 @@ class Uploads:
                 fid = self.store.insert(
                     name=meta.get("name") or "Untitled",
                     mime_type=mime,
-                    parent_id=parents[0] if parents else None,
+                    parent_id=parent,
+                    owner=view.account.email,
+                    copy_requires_writer=bool(meta.get("copyRequiresWriterPermission")),
                     modified_ms=mtime,
                     created_ms=meta_time(meta, "createdTime"),
                     doc_text=text,
@@ -285,7 +300,9 @@ class Uploads:
             fid = self.store.insert(
                 name=meta.get("name") or "Untitled",
                 mime_type=mime,
-                parent_id=parents[0] if parents else None,
+                parent_id=parent,
+                owner=view.account.email,
+                copy_requires_writer=bool(meta.get("copyRequiresWriterPermission")),
                 file_id=meta.get("id"),
                 modified_ms=mtime,
                 created_ms=meta_time(meta, "createdTime"),
@@ -314,13 +331,13 @@ class Uploads:
 
     # ------------------------------------------------------------------ resumable
 
-    async def start_session(self, request: web.Request, file_id: str | None) -> web.StreamResponse:
+    async def start_session(self, request: web.Request, file_id: str | None, view: View) -> web.StreamResponse:
         meta = parse_json_body(await request.read())
         check_writable(meta, update=bool(file_id))
         parents = meta.get("parents") or []
+        first = None
         for p in parents:
-            if self.store.row(p) is None:
-                raise errors.not_found(p)
+            first = first or view.container(p)   # 404 if invisible, 403 unless the account may add there
         total = request.headers.get("X-Upload-Content-Length")
         if total is not None:
             try:
@@ -329,21 +346,22 @@ class Uploads:
                     raise ValueError
             except ValueError:
                 raise errors.bad_request("Invalid X-Upload-Content-Length.") from None
-            self._admit_storage(file_id, total)  # a declared size past the quota is refused up front
+            self._admit_storage(file_id, total, view, first)  # a declared size past the quota is refused up front
         upload_id = "AHxI1n" + secrets.token_urlsafe(60)
         t = now_ms()
         life = self.service.limits.profile.upload_session_lifetime_s
         self.store.execute(
-            """INSERT INTO upload_sessions (id, file_id, metadata, content_type, total, committed, created_ms, expires_ms)
-               VALUES (?, ?, ?, ?, ?, 0, ?, ?)""",
+            """INSERT INTO upload_sessions (id, file_id, metadata, content_type, total, committed, created_ms, expires_ms,
+               account) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)""",
             (
                 upload_id,
-                self.store.resolve(file_id) if file_id else None,
+                file_id or None,
                 json.dumps(meta),
                 request.headers.get("X-Upload-Content-Type"),
                 total,
                 t,
                 t + int(life * 1000),
+                view.account.email,
             ),
         )
         open(self.store.uploads_dir / upload_id, "wb").close()
@@ -373,16 +391,21 @@ class Uploads:
             headers["Range"] = f"bytes=0-{committed - 1}"
         return web.Response(status=308, headers=headers)
 
-    async def chunk(self, request: web.Request, upload_id: str) -> web.StreamResponse:
+    async def chunk(self, request: web.Request, upload_id: str, view: View) -> web.StreamResponse:
         if request.method not in ("PUT", "POST"):
             raise errors.DriveError(405, "methodNotAllowed", "Method not allowed")
         s = self._session(upload_id)
+        owner = self.service.sharing.account(s["account"]) if s["account"] else None
+        if owner is not None and owner != view.account:
+            keys = view.keys
+            view = self.service.sharing.view(owner, supports_all_drives=view.all_drives)  # the session's account
+            view.keys = keys
         if s["done_file_id"] is not None:
             await request.read()
             row = self.store.row(s["done_file_id"])
             if row is None:
                 raise errors.upload_session_not_found()
-            return self.service.file_response(request, row, request.query.get("fields"))
+            return self.service.file_response(request, row, request.query.get("fields"), view)
         committed = s["committed"]
         total = s["total"]
         cr = request.headers.get("Content-Range")
@@ -402,7 +425,7 @@ class Uploads:
                 total = new_total
                 self.store.execute("UPDATE upload_sessions SET total = ? WHERE id = ?", (total, upload_id))
                 if committed == total:
-                    return self._finalize(request, s, total)
+                    return self._finalize(request, s, total, view)
             return self._progress(committed)
         m = _CR_DATA.match(cr)
         if not m:
@@ -487,12 +510,12 @@ class Uploads:
         else:
             self._hashers.pop(upload_id, None)
         if total is not None and new_committed == total:
-            return self._finalize(request, s, total)
+            return self._finalize(request, s, total, view)
         if not complete:
             raise errors.bad_request("Invalid request. The body is shorter than the Content-Range header declares.")
         return self._progress(new_committed)
 
-    def _finalize(self, request: web.Request, s: dict, total: int) -> web.StreamResponse:
+    def _finalize(self, request: web.Request, s: dict, total: int, view: View) -> web.StreamResponse:
         upload_id = s["id"]
         path = self.store.uploads_dir / upload_id
         hasher, hashed = self._hashers.pop(upload_id, (None, -1))
@@ -501,9 +524,9 @@ class Uploads:
         else:
             size, dig = hash_file(path)
         meta = json.loads(s["metadata"])
-        row = self.finish(s["file_id"], meta, s["content_type"], path, size, dig, request.query)
+        row = self.finish(s["file_id"], meta, s["content_type"], path, size, dig, request.query, view)
         self.store.execute("UPDATE upload_sessions SET done_file_id = ? WHERE id = ?", (row["id"], upload_id))
-        return self.service.file_response(request, row, request.query.get("fields"))
+        return self.service.file_response(request, row, request.query.get("fields"), view)
 
 
 def _boundary(ctype: str) -> str | None:

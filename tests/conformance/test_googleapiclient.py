@@ -252,5 +252,5 @@ def test_revisions_copy_and_unimplemented_methods(emulator, drive):
     assert drive.revisions().get_media(fileId=f["id"], revisionId=g["headRevisionId"]).execute() == b"v2!"
     assert drive.files().copy(fileId=f["id"], body={}, fields="name").execute() == {"name": "Copy of ckpt.bin"}
     with pytest.raises(HttpError) as e:
-        drive.permissions().list(fileId=f["id"]).execute()
+        drive.comments().list(fileId=f["id"], fields="comments(id)").execute()
     assert e.value.resp.status == 501 and reason(e.value) == "notImplemented"

@@ -213,12 +213,12 @@ def test_revisions_survive_a_restart_and_metadata_only_updates(tmp_path):
 def test_unimplemented_methods_answer_501_and_non_methods_400(emulator, api):
     fid = emulator.add_file("a.bin", b"x")
     for method, path in [
-        ("GET", f"/drive/v3/files/{fid}/permissions"),
-        ("GET", "/drive/v3/files/missing-file/permissions"),  # a missing file does not make it a 404
+        ("GET", f"/drive/v3/files/{fid}/comments"),
+        ("GET", "/drive/v3/files/missing-file/comments"),  # a missing file does not make it a 404
         ("POST", f"/drive/v3/files/{fid}/comments"),
         ("GET", f"/drive/v3/files/{fid}/comments/c1/replies"),
         ("DELETE", f"/drive/v3/files/{fid}/revisions/r1"),
-        ("GET", "/drive/v3/drives"),
+        ("PATCH", "/drive/v3/drives/d1"),
         ("GET", "/drive/v3/teamdrives"),
         ("POST", "/drive/v3/changes/watch"),
         ("POST", "/drive/v3/channels/stop"),
@@ -243,7 +243,7 @@ def test_unimplemented_methods_answer_501_and_non_methods_400(emulator, api):
 
 def test_batch_parts_get_the_same_answers(emulator, api):
     fid = emulator.add_file("a.bin", b"x")
-    parts = [f"GET /drive/v3/files/{fid}/permissions", f"GET /drive/v3/files/{fid}/revisions",
+    parts = [f"GET /drive/v3/files/{fid}/comments", f"GET /drive/v3/files/{fid}/revisions",
              "GET /drive/v3/bogus", "GET /drive/v3/files/missing"]
     body = "".join(
         f"--b\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n{p}\r\n\r\n" for i, p in enumerate(parts)
