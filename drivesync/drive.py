@@ -340,7 +340,10 @@ class Drive:
                              headers=headers, ok=(200, 206, 416), what=f"download id:{file_id}")
 
     def export(self, file_id: str, mime_type: str):
-        return self.t.stream("GET", f"{self.api}/files/{file_id}/export", params={"mimeType": mime_type},
+        # files.export has no supportsAllDrives parameter in the discovery document; Drive ignores unknown
+        # parameters, and sending it keeps every files.* call alike (a shared drive's Docs export either way).
+        return self.t.stream("GET", f"{self.api}/files/{file_id}/export",
+                             params={"mimeType": mime_type, "supportsAllDrives": True},
                              headers={"Accept-Encoding": "identity", **self._key_headers([file_id])},
                              what=f"export id:{file_id}")
 

@@ -136,7 +136,7 @@ class Tree:
 #   - id:ID / a link: files.get(ID) (the link's resourcekey is sent as X-Goog-Drive-Resource-Keys); a 404 is
 #     "this account cannot see it" (NoAccess), naming the account and suggesting to ask the owner.
 #   - a bare id-shaped token: an item of that name at the top of My Drive wins; else it is an id.
-#   - shared-with-me:NAME: files.list(q="sharedWithMe and name = 'NAME'"); none is NoAccess, several are
+#   - shared-with-me:NAME: files.list(q="sharedWithMe = true and name = 'NAME'"); none is NoAccess, several are
 #     ambiguous (unless exactly one is a folder where a folder is needed), as a path is.
 #   - shared-drive:NAME: drives.list, matched by exact name (several: AmbiguousPath, use --drive-id);
 #     --drive-id ID: drives.get(ID). The drive's root is the folder whose id is the drive's id.
@@ -234,7 +234,7 @@ async def _anchor(drive: Drive, loc: Locator, original: Locator) -> tuple[Remote
         if not loc.parts:
             raise UsageError("shared-with-me: needs the name of an item shared with you: shared-with-me:NAME/path")
         name = loc.parts[0]
-        matches = await drive.list(f"sharedWithMe and name = {quote(name)} and trashed = false", fields=WALK_FIELDS)
+        matches = await drive.list(f"sharedWithMe = true and name = {quote(name)} and trashed = false", fields=WALK_FIELDS)
         if not matches:
             who = await drive.account()
             raise NoAccess(f"nothing named {name!r} is shared with {who} (see Drive's 'Shared with me'); "
