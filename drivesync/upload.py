@@ -416,21 +416,20 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
                             journal: Journal | None, chunk_size: int, md5: str | None, progress,
                             stats: UploadStats, abandon) -> RemoteFile:
     fd = os.open(path, os.O_RDONLY)
-    md5_source: "str | asyncio.Future" = ""
     try:
-        if md5 is None and (journal is None or journal.upload_session(path) is None):
-            # A new session: hash the whole file while the first chunks go up (it is needed only before
-            # the last chunk), so a large upload does not wait for a full local read first.
-            md5_source = asyncio.ensure_future(asyncio.to_thread(file_md5, path, fd=fd))
-            md5_source.add_done_callback(lambda f: f.cancelled() or f.exception())
-        else:
-            md5_source = md5 or await asyncio.to_thread(file_md5, path, fd=fd)
+        # A new session needs no hash up front: the running md5 of the bytes sent is the file's md5, as
+        # the file's stat (size, mtime, inode, ctime: any write moves ctime) is checked to be the same
+        # before the last chunk as before the first. One read and one hash of the file, not two. A session
+        # resumed from the journal hashes the file first, to know it is the one the session began with.
+        known_md5 = md5
+        if known_md5 is None and journal is not None and journal.upload_session(path) is not None:
+            known_md5 = await asyncio.to_thread(file_md5, path, fd=fd)
             if LocalStat.of(path) != before:
                 raise FileChanged(f"{path} changed while it was hashed; it will be uploaded once it settles")
         restarts = 0
         while True:
             try:
-                return await _run_session(drive, path, fd, target, before, md5_source, journal=journal,
+                return await _run_session(drive, path, fd, target, before, known_md5, journal=journal,
                                           chunk_size=chunk_size, progress=progress, stats=stats, abandon=abandon)
             except SessionExpired:
                 restarts += 1
@@ -440,17 +439,14 @@ async def _upload_resumable(drive: Drive, path: str, target: UploadTarget, befor
                     raise
                 log.info("%s: upload session expired, starting over", path)
     finally:
-        if not isinstance(md5_source, str) and not md5_source.done():
-            # The hashing thread still reads through fd: let it finish before the fd is closed.
-            await asyncio.wait([md5_source])
         os.close(fd)
 
 
 async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, before: LocalStat,
-                       md5_source: "str | asyncio.Future", *, journal: Journal | None, chunk_size: int, progress,
+                       known_md5: str | None, *, journal: Journal | None, chunk_size: int, progress,
                        stats: UploadStats, abandon=lambda: False) -> RemoteFile:
     size = before.size
-    md5 = md5_source if isinstance(md5_source, str) else ""      # "" until the hashing thread is done
+    md5 = known_md5 or ""      # "": the md5 of what is sent, known at the last chunk
     saved = journal.upload_session(path) if journal else None
     if saved is not None and not (saved.size == size and saved.mtime_ns == before.mtime_ns
                                   and (saved.md5 == md5 or not saved.md5)
@@ -500,11 +496,6 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
                 first = False
             continue
         first = False
-        if not md5 and md5_source.done():
-            md5 = md5_source.result()
-            if journal and session.md5 != md5:
-                session = dataclasses.replace(session, md5=md5)
-                journal.save_upload_session(session)
         if abandon():
             if journal:
                 journal.forget_upload_session(path)
@@ -523,11 +514,7 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
         hashing = asyncio.ensure_future(asyncio.to_thread(candidate.update, data))
         if plan.final:
             await hashing
-            if not md5:
-                md5 = await md5_source
-                if LocalStat.of(path) != before:
-                    upload.fail("local file changed")
-                    raise FileChanged(f"{path} changed while it was hashed; it will be uploaded once it settles")
+            md5 = md5 or candidate.hexdigest()
             # Last line of defence against a revision that mixes two versions: what we are about to
             # commit must be exactly the file we hashed, and the file must not have moved since.
             if candidate.hexdigest() != md5 or LocalStat.of(path) != before:
