@@ -224,6 +224,7 @@ class Downloader:
 
     async def fetch(self, ctx, item, final_path: str) -> str:
         """Download ``item`` (a binary RemoteFile) to ``final_path``; returns 'done'."""
+        self.journal.check()   # a journal that failed stops the run before the next file
         size = item.size or 0
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
         small = 0 < size <= self.settings.io_buffer
@@ -508,6 +509,7 @@ class Exporter:
         self.counters = counters
 
     async def fetch(self, ctx, item, export_mime: str, final_path: str) -> str:
+        self.journal.check()
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
         try:
             return await self._fetch(ctx, item, export_mime, final_path, part)

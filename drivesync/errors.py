@@ -104,6 +104,18 @@ class DriveUnreachable(StopsTheRun):
     seconds without any progress: the whole run stops with one line naming the host and the last error."""
 
 
+class JournalError(StopsTheRun):
+    """The local journal (state.py) failed in a way every later write would too: the run stops with one line."""
+
+
+class JournalUnwritable(JournalError):
+    """The journal cannot be written (a full disk, a read-only file system, no permission)."""
+
+
+class JournalDamaged(JournalError):
+    """The journal turned out damaged while running; the next run moves it aside and starts a new one."""
+
+
 class TransferInterrupted(DrivesyncError):
     """A connection dropped or stalled (before or during a body); the caller may resume."""
 

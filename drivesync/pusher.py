@@ -22,7 +22,7 @@ from typing import Iterable
 from .completion import is_temporary
 from .config import Settings, from_environment
 from .drive import Drive, RemoteFile, quote
-from .errors import DriveError, DrivesyncError, NotAFolder, UsageError
+from .errors import DriveError, DrivesyncError, JournalError, NotAFolder, UsageError
 from .filters import Filter
 from .locator import parse as parse_remote
 from .remote import push_target, resolve_folder
@@ -225,6 +225,7 @@ class Pusher:
                         stats: UploadStats | None = None, abandon=None) -> tuple[str, RemoteFile]:
         """Upload one file (``rel`` is its Drive path under the root; ``path`` its local path when that is
         not the same) unless Drive already holds it; returns ('done' | 'skip', the Drive file)."""
+        self.journal.check()   # a journal that failed stops the run before the next file
         path = path or self.local_path(rel)
         stats = stats if stats is not None else UploadStats()
         st = LocalStat.of(path)
@@ -553,6 +554,11 @@ async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings
                           subscribers=subscribers)
     try:
         outcomes = await transfers.run(job_for(rel, size) for rel, size in files)
+    except JournalError as exc:
+        # The uploads Drive confirmed stay uploads: the line says how many there were before the run stopped.
+        done = len(result.uploaded) + len(result.skipped)
+        raise type(exc)(f"{exc}; {done} of {len(files)} files were on Drive and verified "
+                        f"({len(result.uploaded)} uploaded) before the run stopped") from None
     finally:
         if bars is not None:
             drive.t.on_retry = None

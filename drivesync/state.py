@@ -9,6 +9,7 @@ Where it lives: ``$DRIVESYNC_STATE_DIR`` or the platform's user state dir (``~/.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -16,6 +17,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import JournalDamaged, JournalError, JournalUnwritable
+
+log = logging.getLogger("drivesync.journal")
+
+#: Below this much free space in the state dir a run refuses to start: the journal's write-ahead log grows
+#: to about 4 MiB (SQLite checkpoints every 1000 pages) before it is reused.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+#: SQLite's primary result codes (``exc.sqlite_errorcode & 0xff``) that mean the file is not a sound journal.
+_DAMAGED = {11, 26}   # SQLITE_CORRUPT, SQLITE_NOTADB
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS synced (
@@ -46,6 +57,10 @@ CREATE TABLE IF NOT EXISTS upload_session (
     mtime_ns     INTEGER NOT NULL,
     md5          TEXT NOT NULL,
     created_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key          TEXT PRIMARY KEY,   -- 'probe': written at open, proves the journal can be written
+    value        TEXT
 );
 """
 
@@ -95,29 +110,157 @@ def _normalize(ranges) -> list[list[int]]:
     return merged
 
 
+class _Damaged(Exception):
+    """The journal file cannot be opened or read as a journal (garbage, truncated, a folder in its place)."""
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
 class Journal:
-    """Thread-safe access to the journal database (one connection, one lock: writes are tiny)."""
+    """Thread-safe access to the journal database (one connection, one lock: writes are tiny).
+
+    A journal that cannot be opened or read is moved aside (``journal.db.corrupt-<time>``, with its
+    -wal and -shm) and a new one started, with one warning (``healed`` keeps its text): the files it
+    vouched for are then hashed again rather than trusted. A journal that cannot be written raises
+    JournalUnwritable, at open when possible (a write probe and a free-space check), else at the first
+    failing write; a damaged page found later raises JournalDamaged (the next open heals it). Both stop
+    the run with one line (StopsTheRun). ``synchronous=FULL``: each commit is on disk when it returns.
+    ``write_seconds`` sums the time spent in writes (commits included), for measuring their cost.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None):
         if path is None:
             directory = state_dir()
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise JournalUnwritable(f"cannot create the state folder {directory}: {exc.strerror or exc} "
+                                        "(set DRIVESYNC_STATE_DIR to a writable folder)") from None
             path = directory / "journal.db"
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        os.chmod(self.path, 0o600)
+        self.healed: str | None = None
+        self.write_seconds = 0.0
+        self.writes = 0
+        #: The first write that failed; ``check()`` raises it. A failed write that only recorded what already
+        #: happened (``_note``) does not raise at once: a file verified on disk or on Drive stays a success.
+        self.failure: JournalError | None = None
+        self._failure_told = False
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._open()
+        except _Damaged as damaged:
+            aside = self._move_aside()
+            self.healed = (f"the journal {self.path} could not be read ({damaged}); moved it to {aside.name} "
+                           "and started a new one: files already on disk are checked by md5 this time")
+            log.warning("%s", self.healed)
+            try:
+                self._open()
+            except _Damaged as again:
+                raise JournalUnwritable(f"cannot start a new journal at {self.path}: {again}") from None
+        self._probe()
+
+    def _open(self) -> None:
+        if self.path.is_dir():
+            raise _Damaged("a folder is in its place")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            if self.path.stat().st_mode & 0o077:
+                os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise self._unwritable(exc.strerror or str(exc)) from None
+        db = None
+        try:
+            db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            check = db.execute("PRAGMA quick_check(1)").fetchone()
+            if not check or check[0] != "ok":
+                raise _Damaged(f"integrity check: {check[0] if check else 'no answer'}")
+        except (sqlite3.Error, _Damaged) as exc:
+            if db is not None:
+                db.close()
+            if isinstance(exc, _Damaged):
+                raise
+            if _code(exc) in _DAMAGED:
+                raise _Damaged(str(exc)) from None
+            raise self._unwritable(str(exc)) from None
+        self._db = db
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while os.path.lexists(aside):
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.rename(self.path, aside)
+            for suffix in ("-wal", "-shm"):  # a write-ahead log belongs to the file it was written for
+                if os.path.lexists(str(self.path) + suffix):
+                    os.rename(str(self.path) + suffix, str(aside) + suffix)
+        except OSError as exc:
+            raise self._unwritable(f"cannot move the damaged journal aside: {exc.strerror or exc}") from None
+        return aside
+
+    def _probe(self) -> None:
+        """Fail now, before anything is transferred, when the journal cannot be written."""
+        try:
+            self._exec("INSERT OR REPLACE INTO meta VALUES ('probe', ?)", (str(time.time()),))
+        except BaseException:
+            self.close()
+            raise
+        try:
+            st = os.statvfs(self.path.parent)
+        except (OSError, AttributeError):
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < MIN_FREE_BYTES:
+            self.close()
+            raise self._unwritable(f"only {free // 1024} KiB free in {self.path.parent}, it needs "
+                                   f"{MIN_FREE_BYTES // (1024 * 1024)} MiB")
+
+    def _unwritable(self, why: str) -> JournalUnwritable:
+        return JournalUnwritable(f"the journal {self.path} cannot be written ({why}); free some space there, "
+                                 "or set DRIVESYNC_STATE_DIR to a writable folder")
+
+    def _failed(self, exc: sqlite3.Error):
+        if _code(exc) in _DAMAGED:
+            return JournalDamaged(f"the journal {self.path} is damaged ({exc}); run again: the next run "
+                                  "moves it aside and starts a new one")
+        return self._unwritable(str(exc))
+
+    def check(self) -> None:
+        """Raise the journal's failure, if a write failed: called before each file's transfer starts."""
+        if self.failure is not None:
+            self._failure_told = True
+            raise self.failure
+
+    def _note(self, sql: str, args=()) -> None:
+        """A write recording what already happened (a file verified, a session finished): when it fails the
+        success stands, the failure is kept for ``check()`` (the run stops before its next file) and, if no one
+        raised it by then, ``close()`` says it in one warning."""
+        first = self.failure is None
+        try:
+            self._exec(sql, args)
+        except JournalError:
+            if first:
+                self._failure_told = False   # swallowed: check() or close() says it
 
     def close(self) -> None:
+        if self.failure is not None and not self._failure_told:
+            self._failure_told = True
+            log.warning("%s: this run's files are not recorded in it, the next run checks them by md5", self.failure)
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self):
         return self
@@ -127,7 +270,26 @@ class Journal:
 
     def _exec(self, sql: str, args=()):
         with self._lock:
+            return self._run(sql, args)
+
+    def _run(self, sql: str, args=()):
+        """One statement (its own transaction), the lock held; SQLite's errors become a JournalError."""
+        write = not sql.startswith("SELECT")
+        started = time.perf_counter() if write else 0.0
+        try:
             return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.ProgrammingError):
+                raise
+            failure = self._failed(exc)
+            if self.failure is None:
+                self.failure = failure
+            self._failure_told = True        # raised: the caller stops the run with it
+            raise failure from None
+        finally:
+            if write:
+                self.write_seconds += time.perf_counter() - started
+                self.writes += 1
 
     # -- synced files ---------------------------------------------------------------------------
 
@@ -144,11 +306,11 @@ class Journal:
 
     def record_synced(self, local_path: str, *, file_id: str, md5: str | None, size: int, mtime_ns: int,
                       remote_modified: str | None, direction: str) -> None:
-        self._exec("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self._note("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (local_path, file_id, md5, size, mtime_ns, remote_modified, direction, time.time()))
 
     def forget_synced(self, local_path: str) -> None:
-        self._exec("DELETE FROM synced WHERE local_path = ?", (local_path,))
+        self._note("DELETE FROM synced WHERE local_path = ?", (local_path,))
 
     # -- partial downloads ------------------------------------------------------------------------
 
@@ -167,14 +329,14 @@ class Journal:
 
     def add_done_range(self, part_path: str, start: int, end: int) -> None:
         with self._lock:
-            rows = self._db.execute("SELECT done FROM partial_download WHERE part_path = ?", (part_path,)).fetchall()
+            rows = self._run("SELECT done FROM partial_download WHERE part_path = ?", (part_path,))
             if not rows:
                 return
             done = _normalize(json.loads(rows[0][0]) + [[start, end]])
-            self._db.execute("UPDATE partial_download SET done = ? WHERE part_path = ?", (json.dumps(done), part_path))
+            self._run("UPDATE partial_download SET done = ? WHERE part_path = ?", (json.dumps(done), part_path))
 
     def forget_partial(self, part_path: str) -> None:
-        self._exec("DELETE FROM partial_download WHERE part_path = ?", (part_path,))
+        self._note("DELETE FROM partial_download WHERE part_path = ?", (part_path,))
 
     # -- upload sessions --------------------------------------------------------------------------
 
@@ -189,4 +351,4 @@ class Journal:
                     s.created_at))
 
     def forget_upload_session(self, local_path: str) -> None:
-        self._exec("DELETE FROM upload_session WHERE local_path = ?", (local_path,))
+        self._note("DELETE FROM upload_session WHERE local_path = ?", (local_path,))
