@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import names
+from .errors import UsageError
 from .filters import Filter
 from .remote import Entry, Tree
 from .state import SyncedRecord
@@ -90,7 +91,7 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     remote_dirs: set[str] = set()
 
     for entry in tree.entries:
-        local = names.join_inside(root, entry.path.split("/"))
+        local = _local_path(root, entry.path.split("/"))
         if entry.kind == "folder":
             remote_dirs.add(local)
             continue
@@ -146,6 +147,22 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     if delete:
         plan.deletes = _deletions(root, wanted_files | set(protect), remote_dirs, filter)
     return plan
+
+
+def _local_path(root: str, parts: list[str]) -> str:
+    """Where a remote item goes under ``root``. A symlink at the final path that leads out of ``root`` is
+    allowed (the download replaces the link itself, never writes through it); a folder on the way that leads
+    out is refused (UsageError), as is any unsafe name."""
+    try:
+        return names.join_inside(root, parts)
+    except UsageError:
+        name = parts[-1] if parts else ""
+        if name in ("", ".", "..") or "/" in name or "\x00" in name or (os.sep != "/" and os.sep in name):
+            raise
+        local = os.path.join(names.join_inside(root, parts[:-1]), name)  # raises when a folder leads out
+        if not os.path.islink(local):
+            raise
+        return local
 
 
 def _deletions(root: str, wanted: set[str], remote_dirs: set[str], filter: Filter) -> list[Action]:

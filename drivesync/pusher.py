@@ -112,6 +112,14 @@ def default_remote(local: str) -> str:
     return ""
 
 
+def _under(root_real: str, real: str) -> bool:
+    """Is the resolved path ``real`` at or under the resolved folder ``root_real``?"""
+    try:
+        return os.path.commonpath([root_real, real]) == root_real
+    except ValueError:
+        return False
+
+
 class Pusher:
     """One local root mapped onto one Drive folder; uploads files by their path relative to the root.
 
@@ -120,10 +128,14 @@ class Pusher:
     """
 
     def __init__(self, drive: Drive, journal: Journal, local_root: str, remote_root_id: str, *,
-                 exclude: Iterable[str] = (), chunk_size: int | None = None):
+                 exclude: Iterable[str] = (), chunk_size: int | None = None, copy_links: bool = False):
         self.drive = drive
         self.journal = journal
         self.local_root = os.path.abspath(local_root)
+        #: Follow symlinks that lead out of local_root (--copy-links); links inside it are always followed.
+        self.copy_links = copy_links
+        #: What the last local_files() left out: symlinks leading out of the root, broken ones, loops.
+        self.links_skipped: dict[str, int] = {}
         self.filter = Filter.from_lists(exclude=exclude)
         self.chunk_size = chunk_size
         self._folders: dict[str, str] = {"": remote_root_id}
@@ -409,26 +421,64 @@ class Pusher:
     # -- a whole tree ------------------------------------------------------------------------------
 
     def local_files(self, rel_dir: str = "") -> list[tuple[str, int]]:
-        """(relative path, size) of every wanted regular file under a local directory, sorted."""
+        """(relative path, size) of every wanted regular file under a local directory, sorted.
+
+        Symlinks (to files or folders) are followed when they lead to a place inside the local root, or
+        anywhere with ``copy_links``; others are left out and counted in ``links_skipped`` ('outside',
+        'broken', 'loop': a folder link to a folder it is already inside)."""
         out = []
+        skipped = {"outside": 0, "broken": 0, "loop": 0}
+        root_real = os.path.realpath(self.local_root)
         base = self.local_path(rel_dir)
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            rel_here = os.path.relpath(dirpath, self.local_root).replace(os.sep, "/")
-            rel_here = "" if rel_here == "." else rel_here
-            dirnames[:] = sorted(d for d in dirnames if self.wanted(f"{rel_here}/{d}".lstrip("/") + "/")
-                                 and not os.path.islink(os.path.join(dirpath, d)))
-            for name in sorted(filenames):
-                rel = f"{rel_here}/{name}".lstrip("/")
-                full = os.path.join(dirpath, name)
-                if not self.wanted(rel):
-                    continue
+        stack = [(base, rel_dir.strip("/"), frozenset({os.path.realpath(base)}))]
+        while stack:
+            dirpath, rel_here, chain = stack.pop()
+            try:
+                entries = sorted(os.scandir(dirpath), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                rel = f"{rel_here}/{entry.name}".lstrip("/")
+                real = None
                 try:
-                    st = os.stat(full)
+                    if entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if not os.path.exists(real):
+                            skipped["broken"] += 1
+                            continue
+                        if not self.copy_links and not _under(root_real, real):
+                            skipped["outside"] += 1
+                            continue
+                    is_dir = entry.is_dir()       # follows a link that passed the rule above
+                    if is_dir:
+                        if not self.wanted(rel + "/"):
+                            continue
+                        real = real or os.path.realpath(entry.path)
+                        if real in chain:
+                            skipped["loop"] += 1
+                            continue
+                        stack.append((entry.path, rel, chain | {real}))
+                    elif entry.is_file() and self.wanted(rel):
+                        out.append((rel, entry.stat().st_size))
                 except FileNotFoundError:
                     continue
-                if os.path.isfile(full):
-                    out.append((rel, st.st_size))
-        return out
+        self.links_skipped = {k: v for k, v in skipped.items() if v}
+        return sorted(out)
+
+    def links_warning(self) -> str | None:
+        """One line about the symlinks the last local_files() left out, or None."""
+        s = self.links_skipped
+        if not s:
+            return None
+        parts = []
+        if s.get("outside"):
+            parts.append(f"{s['outside']} leading out of {self.local_root} (--copy-links / -L follows them)")
+        if s.get("broken"):
+            parts.append(f"{s['broken']} broken")
+        if s.get("loop"):
+            parts.append(f"{s['loop']} looping back into a folder above them")
+        total = sum(s.values())
+        return f"skipped {total} symlink{'s' if total != 1 else ''}: " + "; ".join(parts)
 
     async def extra_remote(self, rel_dir: str, local_names: set[str]) -> list[str]:
         """Relative paths of Drive items in a mirrored folder that have no local counterpart."""
@@ -474,7 +524,7 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
                      credentials: str | None = None, impersonate: str | None = None, api_url: str | None = None,
                      transfers: int | None = None, chunk_size: int | None = None, upload_cutoff: int | None = None,
                      exclude: Iterable[str] = (), delete: bool = False, subscribers=(), journal: Journal | None = None,
-                     drive: Drive | None = None, progress: bool | None = None,
+                     drive: Drive | None = None, progress: bool | None = None, copy_links: bool = False,
                      drive_id: str | None = None) -> PushResult:
     """Upload ``local`` (a file or a folder) to ``remote`` (any REMOTE form locator.py reads: a path under
     My Drive, id:ID, a link, shared-with-me:NAME/..., shared-drive:NAME/...; ``drive_id``: a path inside
@@ -494,13 +544,13 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
     try:
         if drive is not None:
             result = await _push(drive, journal, path, remote, settings, exclude, delete, subscribers, progress,
-                                 drive_id=drive_id)
+                                 copy_links, drive_id=drive_id)
         else:
             from .session import open_drive
 
             async with open_drive(settings, credentials=credentials, subject=impersonate) as opened:
                 result = await _push(opened, journal, path, remote, settings, exclude, delete, subscribers, progress,
-                                     drive_id=drive_id)
+                                     copy_links, drive_id=drive_id)
         result.seconds = time.monotonic() - started
         return result
     finally:
@@ -509,13 +559,17 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
 
 
 async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings: Settings, exclude, delete: bool,
-                subscribers, progress: bool = False, drive_id: str | None = None) -> PushResult:
+                subscribers, progress: bool = False, copy_links: bool = False,
+                drive_id: str | None = None) -> PushResult:
     result = PushResult(local=path, remote=remote or "/")
     single: str | None = None
     if os.path.isdir(path):
         root_id = await resolve_root(drive, remote, drive_id=drive_id)
-        pusher = Pusher(drive, journal, path, root_id, exclude=exclude, chunk_size=settings.upload_chunk_size)
+        pusher = Pusher(drive, journal, path, root_id, exclude=exclude, chunk_size=settings.upload_chunk_size,
+                        copy_links=copy_links)
         files = pusher.local_files()
+        if pusher.links_warning():
+            log.warning("%s", pusher.links_warning())
     else:
         # A file: REMOTE is a folder to put it in (trailing '/', or an existing folder) or its new path.
         folder, name = await push_target(drive, remote, os.path.basename(path), drive_id=drive_id)

@@ -22,6 +22,8 @@ def register(sub, name: str) -> None:
                        help="never upload paths matching GLOB (rclone syntax; repeatable)")
         p.add_argument("--delete", action="store_true",
                        help="move Drive files that no longer exist locally to the trash")
+        p.add_argument("-L", "--copy-links", action="store_true",
+                       help="follow symlinks that lead out of LOCAL (links inside LOCAL are always followed)")
         w = p.add_argument_group("watch")
         w.add_argument("--watch", action="store_true", help="keep running and upload what becomes complete")
         w.add_argument("--settle", type=positive_float, default=None,
@@ -93,6 +95,8 @@ def run_push(args) -> int:
         return _push_once(args)
     if args.drive_id:
         raise UsageError("--drive-id does not go with --watch; write REMOTE as shared-drive:DRIVE NAME/path")
+    if args.copy_links:
+        raise UsageError("--copy-links does not go with --watch (a watcher never follows links out of LOCAL)")
     return _watch(args)
 
 
@@ -111,7 +115,7 @@ def _push_once(args) -> int:
     started = time.monotonic()
     try:
         result = push(args.local, args.remote, exclude=args.exclude, delete=args.delete, subscribers=subscribers,
-                      progress=False, drive_id=args.drive_id, **_connection(args))  # the CLI draws its own bar (--no-progress)
+                      progress=False, copy_links=args.copy_links, drive_id=args.drive_id, **_connection(args))  # the CLI draws its own bar (--no-progress)
     except PushFailed as exc:
         if close:
             close()
