@@ -231,11 +231,13 @@ class EmulatorServer:
             raise errors.backend_error(code)
         return self.sharing.account(subject) or self.sharing.default()
 
-    def view_for(self, account: Account, headers, query) -> View:
-        """How `account` sees the store in this call: its resource keys and whether it supports all drives."""
+    def view_for(self, account: Account, headers, query, media: bool = False) -> View:
+        """How `account` sees the store in this call: its resource keys and whether it supports all drives.
+        Media (`alt=media`, export) reaches shared-drive items without supportsAllDrives: rclone downloads
+        them with a bare `files/ID?alt=media`, and that works against Drive."""
         return self.sharing.view(
             account, resource_keys=headers.get("X-Goog-Drive-Resource-Keys"),
-            supports_all_drives=_bool(query.get("supportsAllDrives")) or _bool(query.get("supportsTeamDrives")))
+            supports_all_drives=media or _bool(query.get("supportsAllDrives")) or _bool(query.get("supportsTeamDrives")))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -287,11 +289,11 @@ class EmulatorServer:
                 and q.get("alt") == "media"
             ):
                 await self._latency(self.limits.profile.media_latency_s)
-                view = self.view_for(self.admit_call(request.headers, q), request.headers, q)
+                view = self.view_for(self.admit_call(request.headers, q), request.headers, q, media=True)
                 return "media", await self.download(request, parts[1], view)
             if request.method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "export":
                 await self._latency(self.limits.profile.media_latency_s)
-                view = self.view_for(self.admit_call(request.headers, q), request.headers, q)
+                view = self.view_for(self.admit_call(request.headers, q), request.headers, q, media=True)
                 return "export", await self.export(request, parts[1], view)
             if (
                 request.method in ("GET", "HEAD")

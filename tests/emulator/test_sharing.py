@@ -263,7 +263,8 @@ def test_shared_drives_and_their_parameter_errors(emu, client):
     assert up.status_code == 200  # no parent: the uploader's My Drive
     run = emu.add_file("run.log", b"epoch 1", parent_id=f["id"])
     assert err(bob.get(f"/drive/v3/files/{run}")) == (404, "notFound")
-    assert err(bob.get(f"/drive/v3/files/{run}", params={"alt": "media"})) == (404, "notFound")
+    # media is served without it (rclone downloads shared-drive files with a bare ?alt=media, as Drive allows)
+    assert bob.get(f"/drive/v3/files/{run}", params={"alt": "media"}).content == b"epoch 1"
     assert err(bob.patch(f"/drive/v3/files/{run}", json={"name": "y"})) == (404, "notFound")
     assert bob.get(f"/drive/v3/files/{run}", params={**ALL, "alt": "media"}).content == b"epoch 1"
     root = bob.get(f"/drive/v3/files/{drive_id}", params={**ALL, "fields": "id,name,mimeType,driveId"}).json()
