@@ -268,6 +268,11 @@ async def _anchor(drive: Drive, loc: Locator, original: Locator) -> tuple[Remote
     return named[0].as_folder(), loc.parts, 0
 
 
+async def shared_with_me(drive: Drive) -> list[RemoteFile]:
+    """Every item others shared with this account (Drive's 'Shared with me'), not trashed."""
+    return await drive.list("sharedWithMe = true and trashed = false", fields=WALK_FIELDS)
+
+
 async def _children_named(drive: Drive, folder: RemoteFile, name: str) -> list[RemoteFile]:
     return await drive.list(f"name = {quote(name)} and {quote(folder.id)} in parents and trashed = false",
                             fields=WALK_FIELDS, within=[folder.id])
@@ -488,7 +493,8 @@ def build_tree(root: RemoteFile, listing: Listing, *, export_formats: Iterable[s
                 shortcut_id = child.id
                 item = listing.targets.get(child.shortcut_target or "")
                 if item is None:
-                    tree.warnings.append(f"skipping shortcut {where}: its target is missing or trashed")
+                    tree.warnings.append(f"skipping shortcut {where}: its target is missing, trashed or not shared "
+                                         "with this account")
                     continue
             if item.trashed:
                 continue

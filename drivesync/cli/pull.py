@@ -22,7 +22,8 @@ def register(subparsers, name: str) -> None:
     if name == "ls":
         p = subparsers.add_parser("ls", help="list a Drive folder", description="List what is on Drive at REMOTE.")
         p.add_argument("remote", metavar="REMOTE", nargs="?", default="",
-                       help=f"{REMOTE_FORMS} (default: My Drive itself)")
+                       help=f"{REMOTE_FORMS} (default: My Drive itself); 'shared-with-me:' lists what is "
+                            "shared with you, 'shared-drive:' your shared drives")
         p.add_argument("-R", "--recursive", action="store_true", help="list everything below, not just one level")
         p.add_argument("-l", "--long", action="store_true", help="show size, modified time, md5 and id")
         add_remote_flags(p)
@@ -109,6 +110,8 @@ def run_ls(args) -> int:
     from ..session import open_drive
 
     settings = from_environment(api_url=args.api_url, give_up_after=args.give_up_after)
+    if args.remote.strip() in ("shared-with-me:", "shared-drive:") and not args.drive_id:
+        return _ls_places(args, settings)
     loc = parse(args.remote, drive_id=args.drive_id)     # bad REMOTE: one line, before any request
 
     async def go():
@@ -132,4 +135,24 @@ def run_ls(args) -> int:
                   f"{e.item.id}  {path}")
         else:
             print(path)
+    return 0
+
+
+def _ls_places(args, settings) -> int:
+    """``ls shared-with-me:``: what others shared with this account; ``ls shared-drive:``: its shared drives."""
+    from ..drive import FOLDER
+    from ..remote import shared_with_me
+    from ..restore import natural_key
+    from ..session import open_drive
+
+    async def go():
+        async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:
+            if args.remote.strip() == "shared-drive:":
+                return [(d.name + "/", d.id, "drive") for d in await drive.shared_drives()]
+            return [(i.name + ("/" if i.is_folder or i.shortcut_target_mime == FOLDER else ""), i.id,
+                     "dir" if i.is_folder else "file") for i in await shared_with_me(drive)]
+
+    rows = sorted(asyncio.run(go()), key=lambda r: (natural_key(r[0]), r[1]))
+    for name, item_id, kind in rows:
+        print(f"{kind:<5} {item_id}  {name}" if args.long else name)
     return 0

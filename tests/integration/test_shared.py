@@ -136,6 +136,20 @@ def test_ls_by_every_form(emulator, capsys, student, course, form, expected):
     assert out.splitlines() == expected
 
 
+def test_ls_lists_what_is_shared_and_the_shared_drives(emulator, capsys, student, course):
+    emu = emulator
+    emu.share(emu.add_file("paper.pdf", b"%PDF"), STUDENT, "commenter")
+    emu.add_folder("not shared")
+    emu.add_drive("Lab Data", members={STUDENT: "reader"})
+    emu.add_drive("Owners Only")
+    code, out, err = cli(emu, capsys, student, "ls", "shared-with-me:")
+    assert code == 0 and out.splitlines() == ["course/", "paper.pdf"], err
+    code, out, err = cli(emu, capsys, student, "ls", "shared-with-me:", "--long")
+    assert code == 0 and course["course"] in out.splitlines()[0]
+    code, out, err = cli(emu, capsys, student, "ls", "shared-drive:")
+    assert code == 0 and out.splitlines() == ["Lab Data/"], err
+
+
 def test_a_bare_id_is_a_my_drive_name_first(emulator, capsys, student, course):
     """The conservative rule: a top-level My Drive item named like the id wins; id:ID always means the id."""
     emu = emulator
@@ -209,6 +223,25 @@ def test_a_file_whose_owner_disabled_downloading_is_reported_counted_and_not_tri
     assert code == 1
     assert "failed: locked.bin: the owner has disabled downloading" in err
     assert "1 file not downloadable" in err
+
+
+def test_drives_403_cannot_download_is_counted_and_not_retried(emulator, student, course, tmp_path):
+    """The listing said the file could be downloaded; by the time its turn came the owner had turned it off."""
+    emu = emulator
+    late = emu.add_file("late.bin", b"locked later", parent_id=course["course"])
+
+    def lock_it(event):
+        if event.kind == "queued" and event.path == "late.bin":
+            emu.set_copy_requires_writer_permission(late)
+
+    emu.reset_stats()
+    result = drivesync.pull(f"id:{course['course']}", str(tmp_path / "a"), credentials=student, api_url=emu.url,
+                            progress=False, subscribers=[lock_it])
+    assert result.download_disabled == 1 and [f.path for f in result.failed] == ["late.bin"]
+    assert "disabled downloading" in result.failed[0].reason
+    assert emu.stats()["by_status"].get("403", 0) == 1             # asked once, refused once, never again
+    assert not (tmp_path / "a" / "late.bin").exists()
+    assert read(tmp_path / "a" / "readme.txt") == b"hello class\n"
 
 
 def test_a_link_shared_item_with_a_resource_key(emulator, capsys, student, tmp_path):
@@ -399,7 +432,7 @@ def test_pull_file_into_a_new_folder_with_a_trailing_slash(emulator, capsys, tmp
 
 
 @pytest.mark.parametrize("remote", ["https://example.com/folders/x", "https://drive.google.com/drive/search?q=a",
-                                    "id:not'an'id", "shared-drive:", "a/../b"])
+                                    "id:not'an'id", "shared-drive:/runs", "a/../b"])
 def test_a_remote_that_means_nothing_is_one_line_before_any_request(emulator, capsys, tmp_path, remote):
     emu = emulator
     local = _tree(tmp_path, "p")
