@@ -26,6 +26,7 @@ GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
 ACCESS_FIELDS = "driveId,resourceKey,copyRequiresWriterPermission,capabilities(canDownload,canAddChildren)"
 FILE_FIELDS = ("id,name,mimeType,size,md5Checksum,parents,modifiedTime,trashed,"
                f"shortcutDetails(targetId,targetMimeType),exportLinks,{ACCESS_FIELDS}")
+DRIVE_FIELDS = "id,name,capabilities(canAddChildren)"
 #: How many resource keys one request carries at most (the item's and its ancestors').
 MAX_RESOURCE_KEYS = 20
 LIST_FIELDS = f"nextPageToken,files({FILE_FIELDS})"
@@ -104,16 +105,19 @@ def _flag(value) -> bool | None:
 class SharedDrive:
     id: str
     name: str
+    can_add_children: bool | None = None     # capabilities.canAddChildren for this account (a member's role)
 
     @classmethod
     def from_json(cls, d: dict) -> "SharedDrive":
         if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d["id"]:
             raise DriveError(200, BAD_ANSWER, "Drive answered a shared drive without an id")
-        return cls(id=d["id"], name=str(d.get("name", "")))
+        caps = d.get("capabilities") if isinstance(d.get("capabilities"), dict) else {}
+        return cls(id=d["id"], name=str(d.get("name", "")), can_add_children=_flag(caps.get("canAddChildren")))
 
     def as_folder(self) -> RemoteFile:
         """A shared drive's root is a folder whose id is the drive's id."""
-        return RemoteFile(id=self.id, name=self.name, mime_type=FOLDER, drive_id=self.id)
+        return RemoteFile(id=self.id, name=self.name, mime_type=FOLDER, drive_id=self.id,
+                          can_add_children=self.can_add_children)
 
 
 def quote(value: str) -> str:
@@ -248,7 +252,8 @@ class Drive:
         token = None
         while True:
             reply = await self.t.request("GET", f"{self.api}/drives", params={
-                "pageSize": 100, "pageToken": token, "fields": "nextPageToken,drives(id,name)"}, what="drives.list")
+                "pageSize": 100, "pageToken": token, "fields": f"nextPageToken,drives({DRIVE_FIELDS})"},
+                what="drives.list")
             data = reply.json()
             drives = data.get("drives", [])
             if not isinstance(drives, list):
@@ -262,7 +267,7 @@ class Drive:
         return out
 
     async def shared_drive(self, drive_id: str) -> SharedDrive:
-        reply = await self.t.request("GET", f"{self.api}/drives/{drive_id}", params={"fields": "id,name"},
+        reply = await self.t.request("GET", f"{self.api}/drives/{drive_id}", params={"fields": DRIVE_FIELDS},
                                      what=f"shared drive {drive_id}")
         found = SharedDrive.from_json(reply.json())
         self.add_shared_drive(found.id)

@@ -311,6 +311,28 @@ def test_a_shared_drive_root_and_its_errors(emulator, capsys, student, lab):
     assert code != 0 and "--drive-id" in one_line(err)
 
 
+def test_a_shared_drive_link_is_its_root(emulator, capsys, student, lab, tmp_path):
+    url = f"https://drive.google.com/drive/folders/{lab['drive']}"
+    code, out, err = cli(emulator, capsys, student, "ls", url, "-R")
+    assert code == 0, err
+    assert out.splitlines() == ["runs/", "runs/42/", "runs/42/model.bin", "runs/metrics.json", "runs/plan.docx"]
+    code, _, err = cli(emulator, capsys, student, "pull", url, str(tmp_path / "lab"), "-q")
+    assert code == 0, err
+    assert read(tmp_path / "lab" / "runs" / "42" / "model.bin") == b"weights-42"
+
+
+@pytest.mark.parametrize("remote", ["shared-drive:Read Only", "shared-drive:Read Only/runs", "shared-drive:Read Only/new"])
+def test_push_into_a_shared_drive_this_account_may_only_read(emulator, capsys, student, tmp_path, remote):
+    emu = emulator
+    drive_id = emu.add_drive("Read Only", members={STUDENT: "reader"})
+    runs = emu.add_folder("runs", drive_id)
+    code, out, err = cli(emu, capsys, student, "push", str(_tree(tmp_path)), remote)
+    assert code != 0
+    line = one_line(err)
+    assert "may only read" in line and STUDENT in line, line
+    assert _names(emu, drive_id) == ["runs"] and _names(emu, runs) == []
+
+
 def test_shortcuts_into_a_shared_drive_and_to_a_shared_folder(emulator, capsys, student, lab, course, tmp_path):
     emu = emulator
     emu.add_shortcut("lab-runs", lab["runs"], owner=STUDENT)
