@@ -1,7 +1,8 @@
 """The `q` search language of files.list: tokenizer, parser, and a translation to a SQLite WHERE clause.
 
 Owns the supported subset (drive-api.md): `'<id>' in parents`, `name = / != / contains`, `mimeType = / !=`,
-`trashed = / !=`, `starred`, `modifiedTime` / `createdTime` comparisons, `'me' in owners`, joined by
+`trashed = / !=`, `starred`, `sharedWithMe`, `modifiedTime` / `createdTime` comparisons, `'me'` (or an
+email) `in owners / writers / readers` (their SQL reads the `permissions` table of sharing.py), joined by
 `and` / `or` / `not` and parentheses; single-quoted strings with `\\'` and `\\\\` escapes; spaces around
 operators optional. Pure: no database, no HTTP. Anything outside the subset raises `QueryError`, which the
 server answers with Drive's 400 "Invalid Value" (location q).

@@ -8,7 +8,7 @@ metadata step (`apply_update`, used by PATCH and by uploads of new content), the
 revisions.list / revisions.get, and the answer to a call no route took (`unmatched`: 501 or 400).
 
 The import graph is one-way: server.py imports uploads.py and this module; uploads.py imports this module;
-this module imports neither of them (only store, limits, fields, schema, errors). Must never route requests or
+this module imports neither of them (only store, sharing, limits, fields, schema, errors). Must never route requests or
 parse request bodies beyond JSON metadata.
 """
 
