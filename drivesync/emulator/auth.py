@@ -303,8 +303,9 @@ class Auth:
                 raise invalid_grant("Invalid code verifier.")
         self.store.execute("UPDATE auth_codes SET used = 1 WHERE code = ?", (code,))
         scope = c["scope"] or DRIVE_SCOPE
-        rt = self._new_refresh_token(form.get("client_id") or c["client_id"], USER_EMAIL, scope)
-        tok, life = self.issue_access_token(subject=USER_EMAIL, scope=scope, refresh_token=rt)
+        subject = c.get("subject") or USER_EMAIL
+        rt = self._new_refresh_token(form.get("client_id") or c["client_id"], subject, scope)
+        tok, life = self.issue_access_token(subject=subject, scope=scope, refresh_token=rt)
         return {"access_token": tok, "expires_in": life, "refresh_token": rt, "scope": scope, "token_type": "Bearer"}
 
     # ------------------------------------------------------------------ the authorization endpoint
@@ -320,8 +321,12 @@ class Auth:
         if method not in (None, "plain", "S256"):
             raise OAuthError(400, "invalid_request", "Invalid code_challenge_method.")
         code = "4/0" + secrets.token_urlsafe(40)
+        # Consent is automatic: the account signed in is `login_hint` when it names an account, else the default.
+        hint = (query.get("login_hint") or "").strip()
+        subject = hint if hint and self.store.execute("SELECT 1 FROM accounts WHERE email = ?", (hint,)) else USER_EMAIL
         self.store.execute(
-            "INSERT INTO auth_codes (code, client_id, redirect_uri, scope, challenge, method, expires) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO auth_codes (code, client_id, redirect_uri, scope, challenge, method, expires, subject) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             (
                 code,
                 query.get("client_id"),
@@ -330,6 +335,7 @@ class Auth:
                 query.get("code_challenge"),
                 method,
                 time.time() + 600,
+                subject,
             ),
         )
         params = {"code": code, "scope": query.get("scope") or DRIVE_SCOPE}

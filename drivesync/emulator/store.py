@@ -132,6 +132,7 @@ MIGRATIONS = [
     ("changes", "owner", "TEXT"),
     ("changes", "drive_id", "TEXT"),
     ("upload_sessions", "account", "TEXT"),
+    ("auth_codes", "subject", "TEXT"),                            # the account a code signs in (login_hint)
 ]
 
 COPY_CHUNK = 4 * 1024 * 1024

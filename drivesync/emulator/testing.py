@@ -262,8 +262,21 @@ class Emulator:
     def delete(self, file_id: str) -> None:
         self.store.delete(file_id)
 
-    def file(self, file_id: str) -> dict:
-        return self.store.resource(self.store.require(file_id), self.url)
+    def file(self, file_id: str, account: str | None = None) -> dict:
+        """The File resource (every field); with `account`, as that account sees it (KeyError if it cannot:
+        Drive would answer 404; shared drives and link-only items count as reachable here)."""
+        if account is None:
+            return self.store.resource(self.store.require(file_id), self.url)
+        sharing = self.server.sharing
+        who = sharing.account(account)
+        if who is None:
+            raise KeyError(account)
+        view = sharing.view(who, supports_all_drives=True)
+        row = self.store.row(view.resolve(file_id))
+        acc = view.access(row, check_key=False)
+        if acc is None:
+            raise KeyError(file_id)
+        return view.resource(row, self.url, acc)
 
     def content(self, file_id: str) -> bytes:
         return self.store.content(file_id)

@@ -388,3 +388,42 @@ def test_one_account_answers_stay_those_of_the_single_user_emulator(emulator):
     assert before == emulator.file(fid)
     assert before["md5Checksum"] == hashlib.md5(b"abc").hexdigest() and "driveId" not in before
     assert before["capabilities"]["canDelete"] is True and before["ownedByMe"] is True
+
+
+def test_login_hint_signs_in_that_account_and_file_as_seen_by_an_account(emu):
+    from urllib.parse import parse_qs, urlsplit
+
+    with httpx.Client(base_url=emu.url, timeout=30, trust_env=False) as plain:
+        r = plain.get("/o/oauth2/auth", params={"redirect_uri": "http://127.0.0.1:1/cb", "login_hint": BOB,
+                                                "client_id": "c", "response_type": "code"})
+        code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+        tok = plain.post("/token", data={"grant_type": "authorization_code", "code": code, "client_id": "c",
+                                         "redirect_uri": "http://127.0.0.1:1/cb"}).json()
+        about = plain.get("/drive/v3/about", params={"fields": "user/emailAddress"},
+                          headers={"Authorization": f"Bearer {tok['access_token']}"}).json()
+        assert about == {"user": {"emailAddress": BOB}}
+    f = emu.add_file("b.txt", b"b", owner=BOB)
+    assert emu.file(f, account=BOB)["ownedByMe"] is True
+    with pytest.raises(KeyError):
+        emu.file(f, account=ME)
+    emu.share(f, ME, "commenter")
+    seen = emu.file(f, account=ME)
+    assert seen["ownedByMe"] is False and seen["capabilities"]["canComment"] is True
+    assert seen["capabilities"]["canEdit"] is False and "parents" not in seen
+
+
+def test_accounts_permissions_and_drives_survive_a_restart(tmp_path):
+    from drivesync.emulator import Emulator
+
+    with Emulator(tmp_path / "d") as e:
+        creds = e.add_account(BOB)
+        folder = e.add_folder("kept", owner=BOB)
+        e.share(folder, ME, "reader")
+        drive_id = e.add_drive("Lab", organizer=BOB)
+    with Emulator(tmp_path / "d") as e, httpx.Client(base_url=e.url, timeout=30, trust_env=False) as c:
+        tok = c.post("/token", data={"grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
+                                     "client_id": creds["client_id"], "client_secret": creds["client_secret"]})
+        bob = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+        assert [d["id"] for d in c.get("/drive/v3/drives", headers=bob).json()["drives"]] == [drive_id]
+        me = e.auth_headers()
+        assert names(c.get("/drive/v3/files", params={"q": "sharedWithMe = true"}, headers=me)) == ["kept"]
