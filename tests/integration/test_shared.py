@@ -97,6 +97,22 @@ def test_pull_a_shared_folder_by_every_form(emulator, capsys, student, course, t
     assert (local / "notes.docx").exists()
 
 
+@pytest.mark.parametrize("form, name", [
+    ("https://drive.google.com/drive/folders/{course}?usp=sharing", "course"),
+    ("shared-with-me:course/week1", "week1"),
+    ("{course}", "course"),
+    ("https://drive.google.com/file/d/{readme}/view", "readme.txt"),
+])
+def test_pull_without_local_names_the_folder_after_the_item(emulator, capsys, student, course, tmp_path,
+                                                            monkeypatch, form, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    before = set(os.listdir(tmp_path))
+    code, _, err = cli(emulator, capsys, student, "pull", form.format(**course), "-q")
+    assert code == 0, err
+    assert set(os.listdir(tmp_path)) - before == {name}
+
+
 @pytest.mark.parametrize("form", [
     "https://drive.google.com/file/d/{readme}/view",
     "https://drive.google.com/file/d/{readme}/view?usp=sharing",
@@ -202,6 +218,10 @@ def test_an_unshared_item_is_one_line_naming_the_account(emulator, capsys, stude
     assert not local.exists()                       # nothing written
     code, out, err = cli(emulator, capsys, student, "ls", form.format(secret=secret))
     assert code != 0 and out == "" and STUDENT in one_line(err)
+    emulator.reset_stats()
+    code, out, err = cli(emulator, capsys, student, "push", str(_tree(tmp_path)), form.format(secret=secret) + "/")
+    assert code != 0 and STUDENT in one_line(err) and "ask its owner to share it" in err
+    assert emulator.stats()["by_kind"].get("upload", 0) == 0 and _names(emulator, secret) == ["x.bin"]
 
 
 def test_a_file_whose_owner_disabled_downloading_is_reported_counted_and_not_tried(emulator, capsys, student,
