@@ -43,6 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="port to listen on (0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--credentials-out", help="write an authorized_user credentials file here (mode 0600)")
+    p.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="EMAIL=PATH",
+        help="create another account (or take the existing one) and write its authorized_user credentials to "
+        "PATH (mode 0600); repeatable. At run time: POST /_emulator/accounts {\"email\": ...}",
+    )
     p.add_argument("--profile", default="unthrottled", choices=sorted(PROFILES))
     p.add_argument("--token-lifetime", type=float, help="access-token lifetime in seconds")
     p.add_argument(
@@ -97,6 +105,15 @@ async def amain(args: argparse.Namespace) -> int:
     url = f"http://{shown}:{port}"
     if args.credentials_out:
         server.auth.write_credentials(args.credentials_out, url + "/token")
+    for item in args.account:
+        email, sep, path = item.partition("=")
+        if not sep or not path:
+            raise SystemExit(f"--account needs EMAIL=PATH, got {item!r}")
+        try:
+            server.sharing.add_account(email)
+        except ValueError as e:
+            raise SystemExit(f"--account: {e}") from None
+        server.auth.write_credentials(path, url + "/token", email=email.strip())
     proxy = None
     if args.proxy_port is not None:
         from .proxy import start_proxy

@@ -427,3 +427,27 @@ def test_accounts_permissions_and_drives_survive_a_restart(tmp_path):
         assert [d["id"] for d in c.get("/drive/v3/drives", headers=bob).json()["drives"]] == [drive_id]
         me = e.auth_headers()
         assert names(c.get("/drive/v3/files", params={"q": "sharedWithMe = true"}, headers=me)) == ["kept"]
+
+
+def test_the_command_line_makes_accounts_and_writes_their_credentials(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    creds = tmp_path / "bob.json"
+    p = subprocess.Popen([sys.executable, "-m", "drivesync.emulator", "--data", str(tmp_path / "d"), "--port", "0",
+                          "--account", f"{BOB}={creds}"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        url = line.split("listening on ", 1)[1].strip()
+        info = json.loads(creds.read_text())
+        assert oct(creds.stat().st_mode & 0o777) == "0o600" and info["token_uri"] == url + "/token"
+        with httpx.Client(base_url=url, timeout=30, trust_env=False) as c:
+            tok = c.post("/token", data={"grant_type": "refresh_token", "refresh_token": info["refresh_token"],
+                                         "client_id": info["client_id"], "client_secret": info["client_secret"]})
+            about = c.get("/drive/v3/about", params={"fields": "user/emailAddress"},
+                          headers={"Authorization": f"Bearer {tok.json()['access_token']}"})
+            assert about.json() == {"user": {"emailAddress": BOB}}
+    finally:
+        p.terminate()
+        p.wait(30)
