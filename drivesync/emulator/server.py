@@ -781,6 +781,15 @@ class EmulatorServer:
                                allow_discovery=bool(meta.get("allowFileDiscovery")))
         return fieldsel.apply(view.permission_json(p, row), sel)
 
+    def _keep_an_organizer(self, row: dict, is_drive: bool, pid: str, new_role: str | None) -> None:
+        """A shared drive keeps at least one organizer (our reason name)."""
+        if not is_drive or new_role == "organizer":
+            return
+        organizers = [p["id"] for p in self.sharing.permissions_of(row["id"]) if p["role"] == "organizer"]
+        if organizers == [pid]:
+            raise errors.DriveError(403, "cannotRemoveLastOrganizer",
+                                    "A shared drive must keep at least one organizer.")
+
     def permissions_update(self, fid: str, pid: str, q, body: bytes, view: View) -> dict:
         sel = compile_sharing_fields(q.get("fields"), "Permission")
         meta = parse_json_body(body)
@@ -790,6 +799,7 @@ class EmulatorServer:
             raise errors.permission_not_found(pid)
         role = meta.get("role") or p["role"]
         self._check_grant(row, acc, is_drive, p["type"], role)
+        self._keep_an_organizer(row, is_drive, pid, role)
         p = self.sharing.grant(row["id"], type=p["type"], role=role, email=p["email"],
                                allow_discovery=bool(p["allow_discovery"]))
         return fieldsel.apply(view.permission_json(p, row), sel)
@@ -798,6 +808,7 @@ class EmulatorServer:
         row, acc, is_drive = self._sharer(fid, view)
         if row["drive_id"] is None and row["owner"] and pid == self.sharing.account(row["owner"]).permission_id:
             raise errors.DriveError(403, "cannotRemoveOwner", "The owner of an item cannot be removed from it.")
+        self._keep_an_organizer(row, is_drive, pid, None)
         if not self.sharing.revoke(row["id"], pid):
             if any(p["id"] == pid for p in view.permissions_list(row)):
                 raise errors.DriveError(403, "cannotDeleteInheritedPermission",

@@ -524,7 +524,7 @@ class View:
         out["deleted"] = False
         out["pendingOwner"] = False
         if row["drive_id"] is not None:
-            kind = "member" if inherited_from == row["drive_id"] else "file"
+            kind = "member" if (inherited_from or row["id"]) == row["drive_id"] else "file"
             detail = {"permissionType": kind, "role": p["role"], "inherited": inherited_from is not None}
             if inherited_from is not None:
                 detail["inheritedFrom"] = inherited_from

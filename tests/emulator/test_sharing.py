@@ -310,6 +310,13 @@ def test_shared_drives_and_their_parameter_errors(emu, client):
     assert {(m["emailAddress"], m["role"]) for m in members.json()["permissions"]} == {
         (BOB, "organizer"), (ME, "reader"), (CAROL, "writer")}
 
+    detail = bob.get(f"/drive/v3/files/{run}/permissions", params={**ALL, "fields": "permissions(role,permissionDetails)"})
+    assert {(d["permissionType"], d["inherited"], d.get("inheritedFrom"))
+            for p in detail.json()["permissions"] for d in p["permissionDetails"]} == {("member", True, drive_id)}
+    bob_pid = emu.permission_id(BOB)
+    assert err(bob.delete(f"/drive/v3/files/{drive_id}/permissions/{bob_pid}", params=ALL)) == (
+        403, "cannotRemoveLastOrganizer")
+
     # deleting: organizers only, and only an empty drive
     assert err(carol.delete(f"/drive/v3/drives/{drive_id}")) == denied
     assert err(bob.delete(f"/drive/v3/drives/{drive_id}"))[0] == 403
