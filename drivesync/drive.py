@@ -280,7 +280,8 @@ class Drive:
         async with self._ids_lock:
             if not self._ids:
                 reply = await self.t.request("GET", f"{self.api}/files/generateIds", params={
-                    "count": 100, "space": "drive", "type": "files"}, what="files.generateIds")
+                    "count": 100, "space": "drive", "type": "files", "supportsAllDrives": True},
+                    what="files.generateIds")
                 ids = reply.json().get("ids")
                 if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
                     raise DriveError(200, BAD_ANSWER, "files.generateIds answered no ids", what="files.generateIds")

@@ -133,7 +133,7 @@ class Locator:
 
 
 def _looks_special(text: str) -> bool:
-    return (text.startswith((ID_PREFIX, SHARED_WITH_ME_PREFIX, SHARED_DRIVE_PREFIX)) or _is_url(text)
+    return (text.startswith((ID_PREFIX, SHARED_WITH_ME_PREFIX, SHARED_DRIVE_PREFIX)) or is_url(text)
             or is_bare_id(text.rstrip("/")))
 
 
@@ -182,7 +182,7 @@ def parse(text: str, *, drive_id: str | None = None) -> Locator:
     text = text.strip()
     if drive_id is not None:
         drive_id = _check_id(str(drive_id).strip(), f"--drive-id {drive_id}", "shared drive id")
-        if text.startswith((ID_PREFIX, SHARED_WITH_ME_PREFIX, SHARED_DRIVE_PREFIX)) or _is_url(text):
+        if text.startswith((ID_PREFIX, SHARED_WITH_ME_PREFIX, SHARED_DRIVE_PREFIX)) or is_url(text):
             raise UsageError(f"--drive-id takes a path inside that shared drive, not {text[:80]!r}")
         parts, wants_folder = _parts(text, whole)
         return Locator(SHARED_DRIVE, parts, wants_folder, drive_id=drive_id, text=whole)
@@ -202,7 +202,7 @@ def parse(text: str, *, drive_id: str | None = None) -> Locator:
             raise UsageError(f"{whole!r}: name the shared drive (shared-drive:DRIVE NAME/path), or pass --drive-id ID")
         parts, wants_folder = _parts(below, whole)
         return Locator(SHARED_DRIVE, parts, wants_folder or (rest.endswith("/")), drive_name=name, text=whole)
-    if _is_url(text):
+    if is_url(text):
         return parse_url(text, whole)
     parts, wants_folder = _parts(text, whole)
     if len(parts) == 1 and is_bare_id(parts[0]):
@@ -226,7 +226,8 @@ def _parse_id(rest: str, whole: str) -> Locator:
                    text=whole)
 
 
-def _is_url(text: str) -> bool:
+def is_url(text: str) -> bool:
+    """Does REMOTE look like a web link (a scheme, or a Drive host first)?"""
     low = text.lower()
     if low.startswith(("http://", "https://")):
         return True

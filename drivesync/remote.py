@@ -224,7 +224,7 @@ async def _anchor(drive: Drive, loc: Locator, original: Locator) -> tuple[Remote
                 raise NoAccess(f"not found on Drive: {original.parts[0]} (nothing of that name at the top of My Drive, "
                                f"and no file or folder with that id is visible to {who}; if it is someone else's, "
                                f"ask its owner to share it with {who})") from None
-            what = "this link" if locator._is_url(original.text.strip()) else f"id:{loc.file_id}"
+            what = "this link" if locator.is_url(original.text.strip()) else f"id:{loc.file_id}"
             raise NoAccess(f"{who} cannot see {what} (id:{loc.file_id}): it does not exist or is not shared with "
                            f"{who}; ask its owner to share it with {who}") from None
         if item.trashed:

@@ -516,6 +516,13 @@ def test_shared_drive_parameters_are_the_ones_drive_requires(emulator, student, 
     for _, _, params, _ in inside:
         assert (params.get("corpora"), params.get("driveId"), params.get("includeItemsFromAllDrives")) == \
                ("drive", lab["drive"], True), params
+    # A push into the drive: every files.* call (creates, uploads, generateIds) says supportsAllDrives too.
+    sent.clear()
+    assert drivesync.push(str(_tree(tmp_path)), "shared-drive:Lab Data/runs/new", credentials=student,
+                          api_url=emulator.url, progress=False).ok
+    files_calls = [c for c in sent if "/drive/v3/files" in c[1] and "upload_id=" not in c[1]]
+    assert any(c[1].endswith("/upload/drive/v3/files") for c in files_calls)
+    assert all(c[2].get("supportsAllDrives") is True for c in files_calls), files_calls
     # Outside shared drives a listing names no drive.
     sent.clear()
     mine = emulator.add_folder("mine", owner=STUDENT)
