@@ -11,6 +11,10 @@ Rules this module keeps:
 - Resume: the byte ranges already written are kept in the journal (partial_download), so a new run
   after Ctrl-C / kill -9 fetches only what is missing.
 - A size or md5 mismatch throws the partial away and downloads once more; a second mismatch fails.
+  A file that changed on Drive meanwhile (an answer's size or X-Goog-Hash, or Drive's metadata after a
+  mismatch, differ from the listing) is planned once more from Drive's new metadata instead.
+- Durable: the partial is fsynced before its rename and its folder after it (``FSYNC`` counts the time).
+- A partial that received nothing is not left behind: space is reserved when the first bytes land.
 It never decides which files to fetch (plan.py) or how many at once (transfer.py).
 """
 from __future__ import annotations
@@ -21,13 +25,59 @@ import hashlib
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
 from . import integrity, names
-from .errors import DriveError, TransferInterrupted, VerificationFailed
+from .errors import DriveError, RemoteChanged, TransferInterrupted, VerificationFailed
 
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+
+
+class FsyncStats:
+    """Seconds spent inside fsync calls of this process's downloads (files before their rename, folders
+    after it), for measuring what durability costs (benchmarks, tests). Thread-safe; ``reset()`` to start over."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls = 0
+            self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.calls += 1
+            self.seconds += seconds
+
+
+FSYNC = FsyncStats()
+
+
+def fsync_fd(fd: int) -> None:
+    """os.fsync, timed into FSYNC. Called from worker threads only (it blocks)."""
+    started = time.perf_counter()
+    try:
+        os.fsync(fd)
+    finally:
+        FSYNC.add(time.perf_counter() - started)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in the folder ``path`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        fsync_fd(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder (EINVAL): the data itself was synced
+    finally:
+        os.close(fd)
 #: Bytes hashed per pread when the hasher catches up from disk.
 _HASH_READ = 4 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -98,6 +148,37 @@ def parse_time_ns(rfc3339: str | None) -> int | None:
     return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
 
 
+def _answer_differs(item, first_hashes: dict, response) -> str | None:
+    """What in a media answer says the file is no longer the revision the listing described, or None:
+    its total size (Content-Range, or the whole body's Content-Length), its X-Goog-Hash md5 against the
+    listing's md5Checksum, or any X-Goog-Hash against the one the first answer for this file carried."""
+    headers = response.headers
+    total = None
+    m = re.match(r"bytes (?:\d+-\d+|\*)/(\d+)", headers.get("Content-Range", ""))
+    if m:
+        total = int(m.group(1))
+    elif response.status == 200 and (headers.get("Content-Length") or "").isdigit():
+        total = int(headers["Content-Length"])
+    if total is not None and item.size is not None and total != item.size:
+        return f"Drive now serves {total} bytes, the listing said {item.size}"
+    seen = integrity.parse_goog_hash(headers)
+    if item.md5 and seen.get(integrity.MD5) and seen[integrity.MD5] != item.md5:
+        return f"Drive now serves md5 {seen[integrity.MD5]}, the listing said {item.md5}"
+    for name, value in seen.items():
+        if first_hashes.get(name) and first_hashes[name] != value:
+            return f"Drive's {name} changed between two answers for the same file"
+    return None
+
+
+def _differs(old, new) -> bool:
+    """Does Drive's current metadata describe other content than the listing did?"""
+    return (new.size, new.md5, new.modified_time) != (old.size, old.md5, old.modified_time) or new.trashed
+
+
+def _describe(item) -> str:
+    return f"{item.size} bytes, md5 {item.md5 or '-'}, modified {item.modified_time or '-'}"
+
+
 # -- the partial file ---------------------------------------------------------------------------------
 
 
@@ -115,18 +196,25 @@ class PartialFile:
         self.done = list(normalize(done))
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0) | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(path, flags, 0o644)
-        if fresh and size:
-            try:
-                os.posix_fallocate(self.fd, 0, size)  # fails early (ENOSPC) instead of half-way
-            except (AttributeError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.errno == 28:
-                    os.close(self.fd)
-                    raise
-                os.ftruncate(self.fd, size)
+        #: Space is reserved when the first bytes land, not before: a download that receives nothing
+        #: (Drive unreachable, a 403, kill -9 before the first byte) leaves no preallocated file behind.
+        self._reserve = fresh and size > 0
         self.md5 = hashlib.md5()
         self.hashed = 0
         self._state = threading.Lock()
         self._hashing = threading.Lock()
+
+    def _preallocate(self) -> None:
+        with self._state:
+            if not self._reserve:
+                return
+            self._reserve = False
+            try:
+                os.posix_fallocate(self.fd, 0, self.size)  # fails at the first bytes (ENOSPC), not half-way
+            except (AttributeError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno == 28:
+                    raise
+                os.ftruncate(self.fd, self.size)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -138,6 +226,8 @@ class PartialFile:
             return prefix_end(self.done)
 
     def write(self, offset: int, data) -> None:
+        if self._reserve:
+            self._preallocate()
         view = memoryview(data)
         written = 0
         while written < len(view):
@@ -170,8 +260,9 @@ class PartialFile:
                 return
 
     def finish(self) -> str:
-        """Hash whatever is left (blocking) and return the md5 of the whole file."""
+        """Hash whatever is left (blocking), put the bytes on disk (fsync) and return the md5 of the whole file."""
         self._advance(block=True)
+        fsync_fd(self.fd)
         return self.md5.hexdigest()
 
 
@@ -193,6 +284,8 @@ class Counters:
     size_only: int = 0
     #: Files whose ranged GET was answered with the whole body (200): fetched as one stream instead.
     range_ignored: int = 0
+    #: Files that changed on Drive while they downloaded, planned again from Drive's new metadata.
+    replanned: int = 0
 
 
 class _FileState:
@@ -202,6 +295,10 @@ class _FileState:
     def __init__(self):
         self.goog_hash: dict[str, str] = {}
         self.whole_body_owner: object | None = None
+        #: Bytes this attempt reported as progress (a resumed partial's included) and added to Counters.bytes.
+        self.progressed = 0
+        self.counted = 0
+        self.resumed = 0
 
 
 class _Abandoned(Exception):
@@ -223,8 +320,26 @@ class Downloader:
         return 8 * self.settings.io_buffer
 
     async def fetch(self, ctx, item, final_path: str) -> str:
-        """Download ``item`` (a binary RemoteFile) to ``final_path``; returns 'done'."""
+        """Download ``item`` (a binary RemoteFile) to ``final_path``; returns 'done'.
+
+        A file that changes on Drive while it downloads (an answer's size or hash is not the listing's, or
+        the bytes fail the check and Drive now lists other metadata) is planned once more from Drive's
+        current metadata and fetched against that; a second change fails the file with one line."""
         self.journal.check()   # a journal that failed stops the run before the next file
+        try:
+            return await self._fetch_item(ctx, item, final_path)
+        except RemoteChanged as changed:
+            fresh = changed.fresh or await self.drive.get(item.id)
+            self.counters.retries += 1
+            self.counters.replanned += 1
+            ctx.emit("retry", f"changed on Drive while downloading ({changed}); fetching its new revision")
+        try:
+            return await self._fetch_item(ctx, fresh, final_path)
+        except RemoteChanged as again:
+            raise RemoteChanged(f"changed on Drive again while downloading ({again}); "
+                                "pull again once it stops changing") from None
+
+    async def _fetch_item(self, ctx, item, final_path: str) -> str:
         size = item.size or 0
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
         small = 0 < size <= self.settings.io_buffer
@@ -241,20 +356,29 @@ class Downloader:
                     ctx.progress(len(buf))
                     return pos + len(buf)
 
-                await self._fetch_range(ctx, item, None, 0, size, False, state, sink=keep)
+                try:
+                    await self._fetch_range(ctx, item, None, 0, size, False, state, sink=keep)
+                except RemoteChanged:
+                    self._take_back(ctx, len(data), len(data))
+                    raise
                 want = integrity.expected(size, item.md5, state.goog_hash)
                 problem = await asyncio.to_thread(self._write_small, part, final_path, item, data, want)
                 if problem is None:
                     self._count_check(want, item)
                     return "done"
+                await self._changed_since(item, problem, lambda: self._take_back(ctx, len(data), len(data)))
                 self._mismatch(ctx, size, problem, attempt)
                 continue
             try:
                 md5 = await self._fetch_once(ctx, item, size, part, state)
                 want = integrity.expected(size, item.md5, state.goog_hash)
                 crc = await asyncio.to_thread(integrity.file_crc32c, part) if want.method == integrity.CRC32C else None
-            except BaseException:
-                if size < self.checkpoint_cutoff:
+            except BaseException as exc:
+                if isinstance(exc, RemoteChanged):
+                    # Bytes of a revision Drive no longer serves: useless to anyone.
+                    self._take_back(ctx, state.progressed, state.counted)
+                    await asyncio.to_thread(self._discard, part)
+                elif size < self.checkpoint_cutoff:
                     # Not checkpointed, so useless to a later run: leave nothing behind.
                     try:
                         os.unlink(part)
@@ -264,12 +388,28 @@ class Downloader:
             problem = integrity.mismatch(want, size, md5, crc)
             if problem is not None:
                 await asyncio.to_thread(self._discard, part)
+                await self._changed_since(item, problem, lambda: self._take_back(ctx, size, size - state.resumed))
                 self._mismatch(ctx, size, problem, attempt)
                 continue
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)
             self._count_check(want, item)
             return "done"
         raise AssertionError("unreachable")
+
+    def _take_back(self, ctx, progressed: int, counted: int) -> None:
+        """Take back what an abandoned attempt reported: progress (a resumed part included) and counted bytes."""
+        if progressed:
+            ctx.progress(-progressed)
+        self.counters.bytes -= counted
+
+    async def _changed_since(self, item, problem: str, take_back) -> None:
+        """Bytes that failed the check: if Drive now lists other content for the file, it changed while it
+        was downloading: raise RemoteChanged (with the new metadata) instead of fetching it again against
+        the old md5."""
+        fresh = await self.drive.get(item.id)
+        if _differs(item, fresh):
+            take_back()
+            raise RemoteChanged(f"{problem}; Drive now lists {_describe(fresh)}", fresh=fresh)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -324,6 +464,7 @@ class Downloader:
             written = 0
             while written < len(view):
                 written += os.write(fd, view[written:])
+            fsync_fd(fd)
         finally:
             os.close(fd)
         self._finalize(part, final_path, item, md5)
@@ -348,6 +489,7 @@ class Downloader:
         if os.path.isdir(final_path) and not os.path.islink(final_path):
             raise VerificationFailed(f"a local folder is in the way: {final_path}")
         os.replace(part, final_path)
+        fsync_dir(os.path.dirname(final_path) or ".")   # the bytes were synced before the rename, this syncs the rename
         st = os.stat(final_path)
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
@@ -357,6 +499,7 @@ class Downloader:
         pf = await asyncio.to_thread(self._open, item, size, part)
         try:
             already = sum(b - a for a, b in pf.done)
+            state.resumed = state.progressed = already
             if already:
                 ctx.progress(already)
                 ctx.emit("resume", f"{already} bytes already on disk")
@@ -390,6 +533,12 @@ class Downloader:
                     await asyncio.gather(*tasks, return_exceptions=True)
                     raise
             return await asyncio.to_thread(pf.finish)
+        except BaseException as exc:
+            if not isinstance(exc, RemoteChanged) and not pf.done:
+                # Nothing landed, in this run or an earlier one: no empty (or reserved) partial stays behind.
+                pf.close()
+                self._discard(part)
+            raise
         finally:
             pf.close()
 
@@ -408,9 +557,9 @@ class Downloader:
                     raise _Abandoned()
                 if state.whole_body_owner is me:
                     for a, b in missing_within(pf.done, pos, pos + len(buf)):
-                        await self._write(ctx, pf, a, buf[a - pos:b - pos], b, checkpoint)
+                        await self._write(ctx, pf, a, buf[a - pos:b - pos], b, checkpoint, state)
                     return pos + len(buf)
-                return await self._write(ctx, pf, pos, buf, end, checkpoint)
+                return await self._write(ctx, pf, pos, buf, end, checkpoint, state)
         pos = start
         cuts = 0
         buf_size = self.settings.io_buffer
@@ -420,6 +569,9 @@ class Downloader:
                     if state.whole_body_owner is not None and state.whole_body_owner is not me:
                         raise _Abandoned()
                     async with self.drive.media(item.id, pos, end - 1) as response:
+                        changed = _answer_differs(item, state.goog_hash, response)
+                        if changed:
+                            raise RemoteChanged(changed)
                         if response.status == 416:
                             raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
                                              what=f"download id:{item.id}")
@@ -480,7 +632,8 @@ class Downloader:
                 ctx.emit("retry", f"resuming at byte {pos}: {exc}")
                 await asyncio.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 0.25 * cuts))
 
-    async def _write(self, ctx, pf: PartialFile, pos: int, buf: bytearray, end: int, checkpoint: bool) -> int:
+    async def _write(self, ctx, pf: PartialFile, pos: int, buf: bytearray, end: int, checkpoint: bool,
+                     state: _FileState) -> int:
         if pos + len(buf) > end:
             del buf[end - pos:]
         n = len(buf)
@@ -492,6 +645,8 @@ class Downloader:
 
         await asyncio.to_thread(work)
         self.counters.bytes += n
+        state.progressed += n
+        state.counted += n
         ctx.progress(n)
         return pos + n
 
@@ -569,6 +724,7 @@ class Exporter:
             os.unlink(part)
             raise VerificationFailed(f"a local folder is in the way: {final_path}")
         os.replace(part, final_path)
+        fsync_dir(os.path.dirname(final_path) or ".")
         st = os.stat(final_path)
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")

@@ -116,6 +116,16 @@ class JournalDamaged(JournalError):
     """The journal turned out damaged while running; the next run moves it aside and starts a new one."""
 
 
+class RemoteChanged(DrivesyncError):
+    """The file changed on Drive while it was being downloaded (an answer's size or hash is not the listing's).
+    ``fresh``: Drive's current metadata when it was fetched; ``kept``: bytes of the old revision written."""
+
+    def __init__(self, message: str, *, fresh=None):
+        super().__init__(message)
+        self.fresh = fresh
+        self.kept = 0
+
+
 class TransferInterrupted(DrivesyncError):
     """A connection dropped or stalled (before or during a body); the caller may resume."""
 
