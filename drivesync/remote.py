@@ -143,14 +143,6 @@ class Tree:
 #   - shortcuts are followed wherever they point (a shared drive, an item shared with this account).
 
 
-def split_remote(remote: str) -> tuple[list[str], bool]:
-    """'a/b/' -> (['a', 'b'], True): the parts and whether a folder was asked for (trailing '/')."""
-    loc = locator.parse(remote)
-    if loc.anchor != locator.MY_DRIVE:
-        raise UsageError(f"{remote!r} is not a path under My Drive")
-    return list(loc.parts), loc.wants_folder
-
-
 async def _follow(drive: Drive, item: RemoteFile) -> RemoteFile:
     if not item.is_shortcut:
         return item
@@ -189,11 +181,6 @@ def _choose(matches: list[RemoteFile], where: str, *, folder_needed: bool) -> Re
 
 def _where(loc: Locator, parts: tuple[str, ...]) -> str:
     return replace(loc, parts=parts, wants_folder=False).describe()
-
-
-async def _share_hint(drive: Drive) -> str:
-    who = await drive.account()
-    return f"ask its owner to share it with {who}"
 
 
 async def _decide_bare(drive: Drive, loc: Locator) -> Locator:
