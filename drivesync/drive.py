@@ -1,8 +1,14 @@
 """Drive v3 calls, turned into plain models.
 
 This module owns Drive's URLs, parameters and JSON shapes (files.get/list/create/update, media
-ranges, export, upload sessions) and pagination. It goes through transport.Transport for every byte
-and never decides about retries, concurrency or local files.
+ranges, export, upload sessions, drives.list/get) and pagination. It goes through transport.Transport for
+every byte and never decides about retries, concurrency or local files.
+
+Sharing, as Drive requires it: every files.* call says ``supportsAllDrives=true``; a listing whose folders
+live in one shared drive is that drive's (``corpora=drive&driveId=...&includeItemsFromAllDrives=true``);
+a link-shared item's resource key (from a link, or from ``resourceKey`` in an answer) goes with every
+request for it and for what lies below it (``X-Goog-Drive-Resource-Keys: ID/KEY``). ``Drive.learn`` keeps
+what a session has seen of each item (its shared drive, parent and key) for that.
 """
 from __future__ import annotations
 
