@@ -82,8 +82,10 @@ class Locator:
         return self.parts[-1] if self.parts else None
 
     def describe(self) -> str:
-        """A short form for messages: 'data/train', 'id:1AbC.../train', 'shared-drive:Lab/x', 'My Drive'."""
-        return self.canonical() or "My Drive"
+        """A short form for messages: 'data/train', 'id:1AbC.../train', 'shared-drive:Lab/x', 'My Drive'.
+        Characters that would break the one line (newlines, controls) are written as escapes."""
+        text = self.canonical() or "My Drive"
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
     def canonical(self) -> str:
         """A REMOTE that parses back to this locator (less ``text`` and ``bare_id``)."""

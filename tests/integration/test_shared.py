@@ -564,3 +564,13 @@ def test_the_resource_key_goes_with_the_item_and_its_descendants(emulator, stude
     assert drivesync.pull("other.txt", str(tmp_path / "o.txt"), credentials=student, api_url=emu.url,
                           progress=False).ok
     assert sent and all("X-Goog-Drive-Resource-Keys" not in c[3] for c in sent)
+
+
+def test_a_name_with_a_newline_is_still_one_line(emulator, capsys, tmp_path):
+    emu = emulator
+    for args in (["ls", "data\nset/x"], ["pull", "shared-drive:Lab\nData", str(tmp_path / "x")],
+                 ["pull", "shared-with-me:a\nb", str(tmp_path / "x")]):
+        code = main([*args, "--api-url", emu.url, "--credentials", emu.credentials_path])
+        assert code != 0
+        assert "\\n" in one_line(capsys.readouterr().err)           # the name, escaped, on the one line
+    assert not (tmp_path / "x").exists()

@@ -200,6 +200,7 @@ def test_child_and_parent():
         parse(FID).child("x")            # a bare id is decided first
     assert parse("shared-drive:D").describe() == "shared-drive:D"
     assert parse("").describe() == "My Drive"
+    assert parse("a\nb/c\td").describe() == "a\\nb/c\\td"          # messages stay one line
 
 
 # -- properties ----------------------------------------------------------------------------------------
