@@ -247,7 +247,9 @@ async def latest_checkpoint_async(remote: str, *, settings: Settings | None = No
                                   **setting_overrides) -> str | None:
     """The Drive path of the newest checkpoint in the folder ``remote`` (``run42/ckpt/checkpoint-1500``),
     or None when it holds no numbered checkpoint. For a link or an id the answer is ``id:ID/checkpoint-1500``
-    (with the link's ``?resourcekey=`` when it had one): a REMOTE that pull takes back."""
+    (with the link's ``?resourcekey=`` when it had one), for ``shared-drive:``/``shared-with-me:`` the same
+    form with the checkpoint's name added, and with ``drive_id`` a path inside that drive (pass ``drive_id``
+    again): always a REMOTE that pull takes back."""
     settings = _settings(settings, setting_overrides)
     loc = parse_remote(remote, drive_id=drive_id)
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
