@@ -574,3 +574,18 @@ def test_a_name_with_a_newline_is_still_one_line(emulator, capsys, tmp_path):
         assert code != 0
         assert "\\n" in one_line(capsys.readouterr().err)           # the name, escaped, on the one line
     assert not (tmp_path / "x").exists()
+
+
+def test_latest_checkpoint_in_a_shared_drive_pulls_back(emulator, student, lab, tmp_path):
+    emu = emulator
+    ckpts = emu.add_folder("ckpts", lab["drive"])
+    for step in (7, 12):
+        emu.add_file("w.bin", f"w{step}".encode(), parent_id=emu.add_folder(f"checkpoint-{step}", ckpts))
+    options = dict(credentials=student, api_url=emu.url)
+    by_name = drivesync.latest_checkpoint("shared-drive:Lab Data/ckpts", **options)
+    assert by_name == "shared-drive:Lab Data/ckpts/checkpoint-12"
+    by_id = drivesync.latest_checkpoint("ckpts", drive_id=lab["drive"], **options)
+    assert by_id == "ckpts/checkpoint-12"
+    assert drivesync.pull(by_name, str(tmp_path / "a"), progress=False, **options).ok
+    assert drivesync.pull(by_id, str(tmp_path / "b"), drive_id=lab["drive"], progress=False, **options).ok
+    assert read(tmp_path / "a" / "w.bin") == read(tmp_path / "b" / "w.bin") == b"w12"
