@@ -6,7 +6,7 @@ Drive scope, so a browser on *some* machine must reach a redirect on *that* mach
 (loopback, ``http://127.0.0.1:PORT/``), or the user's laptop running ``drivesync authorize``, which
 prints a token blob to paste back here (the way rclone users know).
 
-This module owns those flows and the token exchange (httpx, synchronous, PKCE S256). It writes the
+This module owns those flows and the token exchange (urllib, synchronous, PKCE S256). It writes the
 resulting token only through auth.save_token (0600). It never prints or logs a token or a client
 secret: the one exception is by design: ``authorize`` prints the blob the user must carry over.
 """
@@ -122,22 +122,30 @@ def authorization_url(client: OAuthClient, redirect_uri: str, scopes: list[str],
 
 
 def _token_request(client: OAuthClient, form: dict) -> dict:
-    import httpx
+    """POST the form to the token endpoint (urllib: a small synchronous call needs no HTTP library of its own)."""
+    import urllib.error
+    import urllib.request
 
+    request = urllib.request.Request(client.token_uri, data=urllib.parse.urlencode(form).encode(), method="POST",
+                                     headers={"Accept": "application/json",
+                                              "Content-Type": "application/x-www-form-urlencoded"})
     try:
-        response = httpx.post(client.token_uri, data=form, timeout=30.0, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=30.0) as answer:   # noqa: S310 - _check_url vetted it
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:      # an error status: its body says why
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         raise AuthError(f"could not reach the token endpoint {client.token_uri} ({type(exc).__name__})") from None
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         body = None
-    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+    if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
         secrets_ = [v for v in form.values() if isinstance(v, str)] + [client.client_secret]
         code = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), str) else ""
         desc = body.get("error_description") if isinstance(body, dict) else ""
         text = _scrub(f"{code}: {desc}" if code and isinstance(desc, str) and desc else code, secrets_)
-        raise AuthError(f"the token endpoint refused the sign-in (HTTP {response.status_code}"
+        raise AuthError(f"the token endpoint refused the sign-in (HTTP {status}"
                         + (f", {text[:160]}" if text else "") + ")")
     return body
 
