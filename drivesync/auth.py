@@ -47,18 +47,11 @@ LOGIN_MARKER = "drivesync_login"
 # -- where things live --------------------------------------------------------------------------
 
 def config_dir() -> Path:
-    """``$DRIVESYNC_CONFIG_DIR``, else the platform's per-user config directory + ``drivesync``."""
-    explicit = os.environ.get("DRIVESYNC_CONFIG_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return Path(base) / "drivesync"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "drivesync"
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".config"
-    return base / "drivesync"
+    """``$DRIVESYNC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/drivesync``, else the platform's per-user config
+    directory + ``drivesync`` (config.user_dir, the one resolver; the config file lives there too)."""
+    from .config import user_dir
+
+    return user_dir("config")
 
 
 def token_path() -> Path:
@@ -151,7 +144,7 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
         raise AuthError(f"cannot read credentials file {path}: {exc.strerror or exc}") from None
     try:
         info = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be credentials
         # Never quote the content: it may be a secret.
         raise AuthError(f"credentials file {path} is not valid JSON") from None
     if not isinstance(info, dict):
@@ -160,6 +153,9 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
     if "installed" in info or "web" in info:
         raise AuthError(f"{path} is an OAuth client file, not credentials: use it as "
                         f"'drivesync login --client-secrets {path}'")
+    if "token_uri" in info and not _is_http_url(info["token_uri"]):
+        # Otherwise every refresh fails as a transport error and is retried until --give-up-after.
+        raise AuthError(f"credentials file {path} is malformed: its token_uri is not an http(s) URL")
     try:
         if kind == "service_account":
             from google.oauth2 import service_account
@@ -193,6 +189,19 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
         reason = _first_line(str(exc)) if not _looks_secret(str(exc), info) else type(exc).__name__
         raise AuthError(f"credentials file {path} is malformed: {reason}") from None
     raise AuthError(f"credentials file {path} has unsupported type {kind!r}")
+
+
+def _is_http_url(value) -> bool:
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - ValueError for a port that cannot be
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _looks_secret(text: str, info: dict) -> bool:
@@ -234,7 +243,7 @@ def application_default(scopes: list[str] | None = None) -> Chosen | None:
             warnings.filterwarnings("ignore", message=".*project ID.*")
             warnings.filterwarnings("ignore", message=".*end user credentials from Google Cloud SDK.*")
             creds, _project = google.auth.default(scopes=scope_urls(scopes))
-    except DefaultCredentialsError as exc:
+    except (DefaultCredentialsError, RecursionError) as exc:  # RecursionError: a file nested too deep for JSON
         where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         if where:
             # The user pointed at a file and it is unusable: say so rather than silently falling through.

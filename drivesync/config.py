@@ -4,7 +4,9 @@ This module owns defaults and validation of user-facing numbers. It never does I
 """
 from __future__ import annotations
 
+import math
 import os
+import urllib.parse
 from dataclasses import dataclass, replace
 
 from .errors import UsageError
@@ -103,6 +105,7 @@ class Settings:
             raise UsageError("--give-up-after must be a positive number of seconds")
         if self.max_retries < 0:
             raise UsageError("retries must be >= 0")
+        check_api_url(self.api_url)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -114,6 +117,22 @@ class Settings:
     @property
     def upload_url(self) -> str:
         return self.api_url.rstrip("/") + "/upload/drive/v3"
+
+
+def check_api_url(url: str) -> str:
+    """An http(s) URL with a host (and a port that can be), or one UsageError line, before any request."""
+    bad = UsageError(f"API URL {url!r} (--api-url or DRIVESYNC_API_URL) is not an http(s) URL with a host, "
+                     "e.g. https://www.googleapis.com")
+    if not isinstance(url, str) or any(c.isspace() or not c.isprintable() for c in url):
+        raise bad
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        raise bad from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad
+    return url
 
 
 def from_environment(**overrides) -> Settings:
@@ -133,6 +152,6 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         raise UsageError(f"not a size: {text!r} (use e.g. 64M, 256K, 1G)") from None
-    if unit not in units or value < 0:
+    if unit not in units or not value >= 0 or not math.isfinite(value * units[unit]):
         raise UsageError(f"not a size: {text!r} (use e.g. 64M, 256K, 1G)")
     return int(value * units[unit])

@@ -17,6 +17,7 @@ This module is pure: it never touches the filesystem or Drive.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -55,6 +56,8 @@ def glob_to_regex(pattern: str) -> str:
             if negate:
                 body = body[1:]
             body = body.replace("\\", "\\\\").replace("^", "\\^")
+            for literal in "[&~|":  # literal in a glob's class; unescaped, Python warns of set operations
+                body = body.replace(literal, "\\" + literal)
             out.append(f"[{'^/' if negate else ''}{body}]")
             i = j + 1
             continue
@@ -94,7 +97,9 @@ class Rule:
             body = glob_to_regex(glob)
             regex = f"(?:^|/){body}$"
         try:
-            return cls(include, pattern, re.compile(regex, re.DOTALL))
+            with warnings.catch_warnings():  # "[a--z]": Python's future set syntax; a glob means it literally
+                warnings.simplefilter("ignore", FutureWarning)
+                return cls(include, pattern, re.compile(regex, re.DOTALL))
         except re.error as exc:
             raise UsageError(f"bad filter pattern {pattern!r}: {exc}") from None
 

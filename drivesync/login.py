@@ -59,7 +59,10 @@ def _endpoint(explicit: str | None, env: str, from_file: str | None, default: st
 
 
 def _check_url(value: str) -> str:
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 host
+        raise UsageError(f"not an http(s) URL: {value!r}") from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise UsageError(f"not an http(s) URL: {value!r}")
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -79,7 +82,7 @@ def load_client(path: str | None = None, *, auth_uri: str | None = None, token_u
             data = json.load(fh)
     except FileNotFoundError:
         raise AuthError(f"OAuth client file not found: {path}") from None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         raise AuthError(f"OAuth client file {path} is not valid JSON (download it again from the Cloud console)") from None
     section = data.get("installed") or data.get("web") if isinstance(data, dict) else None
     if not isinstance(section, dict):
@@ -309,7 +312,7 @@ def decode_blob(text: str) -> dict:
     payload = text[len(BLOB_PREFIX):]
     try:
         info = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise AuthError("the pasted token is damaged (copy the whole line 'drivesync authorize' printed)") from None
     needed = ("client_id", "client_secret", "refresh_token", "token_uri")
     if not isinstance(info, dict) or not all(isinstance(info.get(k), str) and info[k] for k in needed):

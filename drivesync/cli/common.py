@@ -26,6 +26,14 @@ def add_remote_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drive-id", metavar="ID", help="REMOTE is a path inside the shared drive with this id")
 
 
+def local_path(text: str) -> str:
+    """LOCAL / DIR: any path but an empty one, which os.path.abspath would take for the current folder
+    (``push ""`` uploaded the working directory, ``pull X ""`` wrote into it)."""
+    if text == "":
+        raise argparse.ArgumentTypeError("an empty path names no file or folder (write . for this folder)")
+    return text
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from .common import local_path
+
 
 def register(subparsers, name: str) -> None:
     p = subparsers.add_parser("demo", help="see pull, watch, a lost runtime and its restore against a local Drive "
@@ -15,7 +17,7 @@ def register(subparsers, name: str) -> None:
                                           "watcher (the runtime is lost), restore the newest checkpoint into a fresh "
                                           "folder with 'pull --latest', resume training, flush, and print the "
                                           "measured speeds and lags. DIR/runtime-1 and DIR/runtime-2 are recreated.")
-    p.add_argument("target", metavar="DIR", nargs="?", default="drivesync-demo",
+    p.add_argument("target", metavar="DIR", nargs="?", default="drivesync-demo", type=local_path,
                    help="where the demo works (default ./drivesync-demo)")
     p.add_argument("--pull-only", action="store_true",
                    help="only upload the sample project and pull it into DIR (the short demo)")

@@ -6,7 +6,8 @@ import asyncio
 import json
 import sys
 
-from .common import REMOTE_FORMS, add_connection_flags, add_remote_flags, positive_float, positive_int, size
+from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, local_path, positive_float, positive_int,
+                     size)
 
 
 class _FilterRule(argparse.Action):
@@ -36,7 +37,7 @@ def register(subparsers, name: str) -> None:
                                           "to put a file in). Re-running resumes and skips what is already there "
                                           "and verified.")
     p.add_argument("remote", metavar="REMOTE")
-    p.add_argument("local", metavar="LOCAL", nargs="?")
+    p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path)
     add_remote_flags(p)
     p.add_argument("--transfers", type=positive_int, metavar="N", help="files downloaded at once")
     p.add_argument("--streams", type=positive_int, metavar="N", dest="streams_per_file",

@@ -5,7 +5,8 @@ import os
 import sys
 import time
 
-from .common import REMOTE_FORMS, add_connection_flags, add_remote_flags, positive_float, positive_int, size
+from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, local_path, positive_float, positive_int,
+                     size)
 
 
 def register(sub, name: str) -> None:
@@ -14,7 +15,7 @@ def register(sub, name: str) -> None:
                            description=f"Upload LOCAL to REMOTE ({REMOTE_FORMS}; default: LOCAL's folder "
                                        "name under My Drive). Unchanged files are skipped, changed ones become "
                                        "new revisions.")
-        p.add_argument("local", metavar="LOCAL")
+        p.add_argument("local", metavar="LOCAL", type=local_path)
         p.add_argument("remote", metavar="REMOTE", nargs="?")
         p.add_argument("--transfers", type=positive_int, help="files uploaded at once (default 4)")
         p.add_argument("--chunk-size", type=size, help="resumable chunk size, a multiple of 256K (default 16M)")
@@ -48,14 +49,14 @@ def register(sub, name: str) -> None:
         p.set_defaults(func=run_status)
     elif name == "flush":
         p = sub.add_parser("flush", help="wait until background watchers have put everything complete on Drive")
-        p.add_argument("local", metavar="LOCAL", nargs="?", help="only the watcher of this folder")
+        p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path, help="only the watcher of this folder")
         p.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
         p.set_defaults(func=run_flush)
     elif name == "stop":
         p = sub.add_parser("stop", help="flush a background watcher, then stop it",
                            description="Wait until the watcher of LOCAL has put everything complete on Drive, "
                                        "then stop it. Without LOCAL: the one running watcher (several: name one).")
-        p.add_argument("local", metavar="LOCAL", nargs="?", help="the folder the watcher watches")
+        p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path, help="the folder the watcher watches")
         p.add_argument("--timeout", type=positive_float, help="stop waiting after this many seconds")
         p.set_defaults(func=run_stop)
 
