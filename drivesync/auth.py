@@ -47,11 +47,18 @@ LOGIN_MARKER = "drivesync_login"
 # -- where things live --------------------------------------------------------------------------
 
 def config_dir() -> Path:
-    """``$DRIVESYNC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/drivesync``, else the platform's per-user config
-    directory + ``drivesync`` (config.user_dir, the one resolver; the config file lives there too)."""
-    from .config import user_dir
-
-    return user_dir("config")
+    """``$DRIVESYNC_CONFIG_DIR``, else the platform's per-user config directory + ``drivesync``."""
+    explicit = os.environ.get("DRIVESYNC_CONFIG_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "drivesync"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "drivesync"
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".config"
+    return base / "drivesync"
 
 
 def token_path() -> Path:
