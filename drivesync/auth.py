@@ -1,7 +1,8 @@
 """Where credentials come from, and keeping one valid access token for many concurrent requests.
 
-This module owns choosing credentials (in the documented order: ``--credentials FILE``, application
-default credentials, Colab's own sign-in, the token saved by ``drivesync login``), the token file
+This module owns choosing credentials (in the documented order: ``--credentials FILE``, a static access
+token in ``$DRIVESYNC_ACCESS_TOKEN`` (``--access-token``), application default credentials, Colab's own
+sign-in, the token saved by ``drivesync login``), the token file
 (written 0600, never chmod-ed afterwards) and refreshing: one refresh at a time however many transfers
 are waiting (no stampede), ahead of expiry, and once more after a 401.
 
@@ -16,7 +17,6 @@ import json
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -47,18 +47,11 @@ LOGIN_MARKER = "drivesync_login"
 # -- where things live --------------------------------------------------------------------------
 
 def config_dir() -> Path:
-    """``$DRIVESYNC_CONFIG_DIR``, else the platform's per-user config directory + ``drivesync``."""
-    explicit = os.environ.get("DRIVESYNC_CONFIG_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return Path(base) / "drivesync"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "drivesync"
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".config"
-    return base / "drivesync"
+    """``$DRIVESYNC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/drivesync``, else the platform's per-user config
+    directory + ``drivesync`` (config.user_dir, the one resolver; the config file lives there too)."""
+    from .config import user_dir
+
+    return user_dir("config")
 
 
 def token_path() -> Path:
@@ -157,6 +150,12 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
     if not isinstance(info, dict):
         raise AuthError(f"credentials file {path} is not a JSON object")
     kind = info.get("type", "authorized_user")
+    if kind == "access_token":
+        # {"type": "access_token", "access_token": "..."}: a token minted elsewhere (CI, tests), used as is.
+        token = info.get("access_token")
+        if not isinstance(token, str) or not token.strip():
+            raise AuthError(f"credentials file {path} has type 'access_token' but no access_token")
+        return static_token(token.strip(), f"static access token from {path}", f"put a fresh access token in {path}")
     if "installed" in info or "web" in info:
         raise AuthError(f"{path} is an OAuth client file, not credentials: use it as "
                         f"'drivesync login --client-secrets {path}'")
@@ -338,16 +337,43 @@ def saved_login(scopes: list[str] | None = None, *, subject: str | None = None) 
     return load_credentials_file(str(path), scopes, subject=subject)
 
 
+#: A bearer token given as is (CI jobs, tests): used until Drive refuses it, never refreshed, never printed.
+ACCESS_TOKEN_ENV = "DRIVESYNC_ACCESS_TOKEN"
+
+
+def static_token(token: str, source: str, remedy: str) -> Chosen:
+    """Credentials that are one access token: no refresh, no expiry known (a 401 ends the run with one line)."""
+    from google.auth.exceptions import RefreshError
+    from google.oauth2.credentials import Credentials
+
+    class StaticToken(Credentials):
+        def refresh(self, request):  # noqa: ARG002 - nothing to refresh with
+            raise RefreshError("Drive refused it, and a static access token cannot be refreshed")
+
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise AuthError(f"the access token ({source.split(' from ')[-1]}) holds spaces or control characters; "
+                        "give the bare token")
+    return Chosen(StaticToken(token=token), source, remedy=remedy)
+
+
 def find_credentials(credentials_file: str | None = None, scopes: list[str] | None = None, *,
                      subject: str | None = None) -> Chosen:
     """The credentials to use, in the documented order (docs/credentials.md):
 
-    1. ``credentials_file`` (``--credentials``); 2. application default credentials; 3. in Colab,
-    ``google.colab.auth.authenticate_user()``; 4. the token saved by ``drivesync login``.
+    1. ``credentials_file`` (``--credentials``); 2. ``$DRIVESYNC_ACCESS_TOKEN`` (``--access-token``), a static
+    token; 3. application default credentials; 4. in Colab, ``google.colab.auth.authenticate_user()``;
+    5. the token saved by ``drivesync login``.
     ``subject`` (``--impersonate``) applies to service-account credentials only.
     """
     if credentials_file:
         return load_credentials_file(credentials_file, scopes, subject=subject)
+    token = (os.environ.get(ACCESS_TOKEN_ENV) or "").strip()
+    if token:
+        if subject:
+            raise AuthError("--impersonate needs a service-account key (domain-wide delegation), "
+                            f"not a static access token ({ACCESS_TOKEN_ENV})")
+        return static_token(token, f"static access token from {ACCESS_TOKEN_ENV}",
+                            f"set {ACCESS_TOKEN_ENV} to a fresh access token")
     for step in (application_default, colab_sign_in):
         chosen = step(scopes)
         if chosen is not None:

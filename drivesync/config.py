@@ -1,13 +1,20 @@
 """One frozen settings object for every transfer knob, and the memory bound those knobs imply.
 
-This module owns defaults and validation of user-facing numbers. It never does I/O.
+This module owns defaults and validation of user-facing numbers, and where settings come from:
+a flag (the caller's overrides) beats a ``DRIVESYNC_<FIELD>`` environment variable, which beats the config
+file (``config.toml`` in ``user_dir("config")``), which beats the default here. The only I/O it does is
+reading the environment and that one file. Sizes and rates are binary everywhere (1M = 1 MiB, as rclone).
 """
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import os
+import re
+import sys
 import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -87,6 +94,8 @@ class Settings:
     list_batch: int = 50
     #: Listing queries in flight.
     list_concurrency: int = 4
+    #: Bytes per second across all transfers of a run, both directions (--bwlimit); 0: no limit.
+    bwlimit: float = 0.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -105,6 +114,8 @@ class Settings:
             raise UsageError("--give-up-after must be a positive number of seconds")
         if self.max_retries < 0:
             raise UsageError("retries must be >= 0")
+        if not (isinstance(self.bwlimit, (int, float)) and math.isfinite(self.bwlimit) and self.bwlimit >= 0):
+            raise UsageError(f"--bwlimit must be a rate of at least 0 bytes/s, got {self.bwlimit!r}")
         check_api_url(self.api_url)
 
     def with_(self, **changes) -> "Settings":
@@ -135,11 +146,194 @@ def check_api_url(url: str) -> str:
     return url
 
 
+#: Settings given as sizes: a number of bytes or '64M' (binary), in flags, variables and the config file.
+SIZE_FIELDS = frozenset({"multistream_cutoff", "range_size", "io_buffer", "upload_cutoff", "upload_chunk_size"})
+#: Settings given as rates (bytes/s): '10M' = 10 MiB/s, a bare number is KiB/s (rclone's --bwlimit).
+RATE_FIELDS = frozenset({"bwlimit"})
+ENV_PREFIX = "DRIVESYNC_"
+CONFIG_FILE_NAME = "config.toml"
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field: ``transfers`` -> ``DRIVESYNC_TRANSFERS``."""
+    return ENV_PREFIX + field.upper()
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]
+
+
+def user_dir(kind: str) -> Path:
+    """The one resolver for drivesync's per-user folders; ``kind`` is 'config' or 'state'.
+
+    ``$DRIVESYNC_CONFIG_DIR`` / ``$DRIVESYNC_STATE_DIR`` first; then ``$XDG_CONFIG_HOME`` / ``$XDG_STATE_HOME``
+    when set to an absolute path (the XDG spec says to ignore a relative one), on any system but Windows;
+    then the platform's place: Windows %APPDATA% (config) / %LOCALAPPDATA% (state), macOS
+    ~/Library/Application Support, elsewhere ~/.config and ~/.local/state. Always ending in ``drivesync``."""
+    if kind not in ("config", "state"):
+        raise ValueError(kind)
+    explicit = os.environ.get(f"DRIVESYNC_{kind.upper()}_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        var, fallback = ("APPDATA", Path.home() / "AppData" / "Roaming") if kind == "config" else \
+            ("LOCALAPPDATA", Path.home() / "AppData" / "Local")
+        return Path(os.environ.get(var) or fallback) / "drivesync"
+    xdg = os.path.expanduser(os.environ.get(f"XDG_{kind.upper()}_HOME") or "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "drivesync"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "drivesync"
+    return Path.home() / (".config" if kind == "config" else ".local/state") / "drivesync"
+
+
+def config_file() -> Path:
+    """Where the config file is read from: ``user_dir("config") / "config.toml"``."""
+    return user_dir("config") / CONFIG_FILE_NAME
+
+
+def coerce(field: str, value, origin: str):
+    """A value from a variable (text) or the config file (TOML types) -> the field's type, or one UsageError
+    line naming ``origin`` (``DRIVESYNC_TRANSFERS`` or ``config.toml``)."""
+    default = getattr(Settings, field)
+    bad = lambda what: UsageError(f"{origin}: {value!r} is not {what}")  # noqa: E731
+    if field in SIZE_FIELDS:
+        if isinstance(value, bool):
+            raise bad("a size (e.g. 64M)")
+        return parse_size(str(value)) if not isinstance(value, int) else value
+    if field in RATE_FIELDS:
+        if isinstance(value, bool):
+            raise bad("a rate (e.g. 10M)")
+        return float(value) * KiB if isinstance(value, (int, float)) else parse_rate(str(value))
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise bad("true or false")
+    if isinstance(default, int):
+        if isinstance(value, bool) or (not isinstance(value, int) and not re.fullmatch(r"\s*[+-]?\d+\s*", str(value))):
+            raise bad("a whole number")
+        return int(value)
+    if isinstance(default, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+        if not math.isfinite(number):
+            raise bad("a finite number")
+        return number
+    if not isinstance(value, str):
+        raise bad("text")
+    return value
+
+
+def _checked(values: dict, origins: dict) -> dict:
+    """Each value on its own against Settings' rules, so a bad one is named with where it came from."""
+    for name, value in values.items():
+        try:
+            Settings(**{name: value})
+        except UsageError as exc:
+            raise UsageError(f"{origins[name]}: {exc}") from None
+    return values
+
+
+def env_settings(environ=None) -> dict:
+    """Settings fields set by ``DRIVESYNC_<FIELD>`` variables (an empty one counts as unset)."""
+    environ = os.environ if environ is None else environ
+    values, origins = {}, {}
+    for name in setting_names():
+        var = env_name(name)
+        text = environ.get(var)
+        if text is None or text.strip() == "":
+            continue
+        values[name] = coerce(name, text.strip(), var)
+        origins[name] = var
+    return _checked(values, origins)
+
+
+def file_settings(path: str | os.PathLike | None = None) -> dict:
+    """Settings fields from the TOML config file (missing file: none). Keys are field names; '-' may stand for
+    '_' (``range-size = "64M"``). An unknown key, a bad value or bad TOML is one UsageError line."""
+    path = Path(path) if path is not None else config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a folder") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {str(exc).splitlines()[0] if str(exc) else ''}") \
+            from None
+    known = set(setting_names())
+    values, origins = {}, {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise UsageError(f"config file {path}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        values[name] = coerce(name, value, f"{path}: {key}")
+        origins[name] = f"config file {path}: {key}"
+    return _checked(values, origins)
+
+
 def from_environment(**overrides) -> Settings:
-    """Settings from DRIVESYNC_* environment variables, then explicit overrides."""
-    env_url = os.environ.get("DRIVESYNC_API_URL")
-    base = Settings(api_url=env_url) if env_url else Settings()
-    return base.with_(**overrides)
+    """Settings from every source, in precedence order: ``overrides`` (flags; None means not given) over
+    ``DRIVESYNC_*`` variables over the config file over the defaults."""
+    values = file_settings()
+    values.update(env_settings())
+    return Settings(**values).with_(**overrides)
+
+
+def parse_rate(text: str) -> float:
+    """--bwlimit: '10M' -> 10 MiB/s in bytes/s; a bare number is KiB/s (as rclone); '0' or 'off': no limit."""
+    s = str(text).strip()
+    if s.lower() in ("off", "0", ""):
+        return 0.0
+    if s and s[-1] in "0123456789.":
+        s += "K"
+    try:
+        return float(parse_size(s))
+    except UsageError:
+        raise UsageError(f"not a rate: {text!r} (bytes per second, e.g. 10M for 10 MiB/s; a bare number is KiB/s)") \
+            from None
+
+
+#: --max-age / --min-age units, as rclone's: ms, s (the default), m, h, d, w, M (30 days), y (365 days).
+_AGE_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400,
+              "y": 365 * 86400}
+
+
+def parse_age(text: str, now: float) -> float:
+    """--max-age / --min-age -> the moment (epoch seconds) it names: a duration back from ``now``
+    ('90m', '7d', '1.5h', '3600'; rclone's units, combinable as '1h30m') or an absolute date or time
+    ('2024-05-01', '2024-05-01T12:00:00', UTC unless it says otherwise)."""
+    s = str(text).strip()
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d|w|M|y)?", s)
+    if s and "".join(n + u for n, u in parts) == s:
+        return now - sum(float(n) * _AGE_UNITS[u or "s"] for n, u in parts)
+    try:
+        moment = _dt.datetime.fromisoformat(s.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise UsageError(f"not an age: {text!r} (a duration like 7d, 12h, 90m, or a date like 2024-05-01)") \
+            from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.timestamp()
 
 
 def parse_size(text: str) -> int:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -66,14 +65,10 @@ CREATE TABLE IF NOT EXISTS meta (
 
 
 def state_dir() -> Path:
-    env = os.environ.get("DRIVESYNC_STATE_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "drivesync"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "drivesync"
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "drivesync"
+    """``$DRIVESYNC_STATE_DIR``, else ``$XDG_STATE_HOME/drivesync``, else the platform's place (config.user_dir)."""
+    from .config import user_dir
+
+    return user_dir("state")
 
 
 @dataclass(frozen=True)
