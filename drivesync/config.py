@@ -94,6 +94,11 @@ class Settings:
     list_batch: int = 50
     #: Listing queries in flight.
     list_concurrency: int = 4
+    #: Durable pulls: a file's bytes are fsynced before the rename that makes it final, and the folders renamed
+    #: into before the pull returns, so a power cut never leaves a final name with unwritten data. Measured
+    #: (benchmarks/fsync_cost.py) above the 3% target where many small files arrive, hence a setting:
+    #: False (DRIVESYNC_FSYNC=0) leaves writing back to the kernel, for scratch disks.
+    fsync: bool = True
     #: Bytes per second across all transfers of a run, both directions (--bwlimit); 0: no limit.
     bwlimit: float = 0.0
 

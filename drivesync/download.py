@@ -13,7 +13,9 @@ Rules this module keeps:
 - A size or md5 mismatch throws the partial away and downloads once more; a second mismatch fails.
   A file that changed on Drive meanwhile (an answer's size or X-Goog-Hash, or Drive's metadata after a
   mismatch, differ from the listing) is planned once more from Drive's new metadata instead.
-- Durable: the partial is fsynced before its rename and its folder after it (``FSYNC`` counts the time).
+- Durable (``settings.fsync``, on by default): the partial is fsynced before its rename (its writeback
+  started as bytes land, so that fsync finds little left), and the folders renamed into are fsynced before
+  the last download in flight returns (FolderSync); ``FSYNC`` counts the seconds spent in them.
 - A partial that received nothing is not left behind: space is reserved when the first bytes land.
 It never decides which files to fetch (plan.py) or how many at once (transfer.py).
 """
@@ -24,6 +26,7 @@ import datetime as _dt
 import hashlib
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -47,23 +50,60 @@ class FsyncStats:
         with self._lock:
             self.calls = 0
             self.seconds = 0.0
+            self.folder_calls = 0
+            self.writeback_calls = 0
+            self.writeback_seconds = 0.0
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, *, folder: bool = False) -> None:
         with self._lock:
             self.calls += 1
             self.seconds += seconds
+            self.folder_calls += folder
+
+    def add_writeback(self, seconds: float) -> None:
+        with self._lock:
+            self.writeback_calls += 1
+            self.writeback_seconds += seconds
 
 
 FSYNC = FsyncStats()
 
 
-def fsync_fd(fd: int) -> None:
+def _sync_file_range():
+    """libc's sync_file_range (Linux): starts writing a byte range back to disk without waiting for it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+        fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Ask the kernel to start writing these bytes to disk now, so the fsync before the rename finds little
+    left to do (a 1 GiB file would otherwise be written out only then). Never waits; timed into FSYNC."""
+    if _SYNC_FILE_RANGE is None:
+        return
+    started = time.perf_counter()
+    _SYNC_FILE_RANGE(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+    FSYNC.add_writeback(time.perf_counter() - started)
+
+
+def fsync_fd(fd: int, *, folder: bool = False) -> None:
     """os.fsync, timed into FSYNC. Called from worker threads only (it blocks)."""
     started = time.perf_counter()
     try:
         os.fsync(fd)
     finally:
-        FSYNC.add(time.perf_counter() - started)
+        FSYNC.add(time.perf_counter() - started, folder=folder)
 
 
 def fsync_dir(path: str) -> None:
@@ -73,14 +113,50 @@ def fsync_dir(path: str) -> None:
     except OSError:
         return
     try:
-        fsync_fd(fd)
+        fsync_fd(fd, folder=True)
     except OSError:
         pass  # some file systems refuse fsync on a folder (EINVAL): the data itself was synced
     finally:
         os.close(fd)
+
+
+class FolderSync:
+    """Makes the renames of a run durable without an fsync per file: ``renamed(folder)`` marks a folder, and
+    whoever ends the last download in flight (``enter()`` / ``leave()`` around each) fsyncs every marked
+    folder, in a worker thread, before it returns. A rename made while those fsyncs run belongs to a download
+    still in flight, which syncs again when it leaves. So the pull returns only once every file it renamed
+    into place is there for good, at the cost of one fsync per folder per quiet moment (once at the end of a
+    busy run), not one per file."""
+
+    def __init__(self, durable: bool = True):
+        self.durable = durable
+        self._dirty: set[str] = set()
+        self._active = 0
+
+    def enter(self) -> None:
+        self._active += 1
+
+    def renamed(self, folder: str) -> None:
+        if self.durable:
+            self._dirty.add(folder)
+
+    async def leave(self) -> None:
+        self._active -= 1
+        while self._active == 0 and self._dirty:
+            folders, self._dirty = sorted(self._dirty), set()
+            await asyncio.to_thread(_fsync_dirs, folders)
+
+
+def _fsync_dirs(folders: list[str]) -> None:
+    for folder in folders:
+        fsync_dir(folder)
+
+
 #: Bytes hashed per pread when the hasher catches up from disk.
 _HASH_READ = 4 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+#: A partial's dirty bytes are handed to the disk (start_writeback) each time this many more have landed.
+_WRITEBACK_EVERY = 16 * 1024 * 1024
 
 
 # -- range arithmetic (pure) ------------------------------------------------------------------------
@@ -190,9 +266,14 @@ class PartialFile:
     streams wrote earlier, from the page cache). One thread hashes at a time; the others never wait.
     """
 
-    def __init__(self, path: str, size: int, done: Iterable[Iterable[int]] = (), *, fresh: bool):
+    def __init__(self, path: str, size: int, done: Iterable[Iterable[int]] = (), *, fresh: bool,
+                 durable: bool = True):
         self.path = path
         self.size = size
+        #: fsync in finish(), and writeback started as bytes land so that fsync has little left to write.
+        self.durable = durable
+        self.writeback = durable and _SYNC_FILE_RANGE is not None
+        self._unsynced = 0
         self.done = list(normalize(done))
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0) | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(path, flags, 0o644)
@@ -234,6 +315,12 @@ class PartialFile:
             written += os.pwrite(self.fd, view[written:], offset + written)
         with self._state:
             self.done = normalize(self.done + [(offset, offset + len(view))])
+            self._unsynced += len(view)
+            kick = self.writeback and self._unsynced >= _WRITEBACK_EVERY
+            if kick:
+                self._unsynced = 0
+        if kick:
+            start_writeback(self.fd, 0, 0)   # the whole file's dirty pages: one call per _WRITEBACK_EVERY bytes
         self._advance(offset, view)
 
     def _advance(self, offset: int | None = None, data=None, *, block: bool = False) -> None:
@@ -262,7 +349,8 @@ class PartialFile:
     def finish(self) -> str:
         """Hash whatever is left (blocking), put the bytes on disk (fsync) and return the md5 of the whole file."""
         self._advance(block=True)
-        fsync_fd(self.fd)
+        if self.durable:
+            fsync_fd(self.fd)
         return self.md5.hexdigest()
 
 
@@ -313,6 +401,9 @@ class Downloader:
         self.journal = journal
         self.settings = settings
         self.counters = counters or Counters()
+        #: settings.fsync: a file's bytes are on disk before its rename, the rename is before fetch() returns.
+        self.durable = settings.fsync
+        self.folders = FolderSync(self.durable)
 
     # A file below this size is fetched in one go and not checkpointed in the journal (cheap to redo).
     @property
@@ -326,6 +417,13 @@ class Downloader:
         the bytes fail the check and Drive now lists other metadata) is planned once more from Drive's
         current metadata and fetched against that; a second change fails the file with one line."""
         self.journal.check()   # a journal that failed stops the run before the next file
+        self.folders.enter()
+        try:
+            return await self._fetch_changing(ctx, item, final_path)
+        finally:
+            await self.folders.leave()       # the last one out makes the renames durable
+
+    async def _fetch_changing(self, ctx, item, final_path: str) -> str:
         try:
             return await self._fetch_item(ctx, item, final_path)
         except RemoteChanged as changed:
@@ -364,6 +462,7 @@ class Downloader:
                 want = integrity.expected(size, item.md5, state.goog_hash)
                 problem = await asyncio.to_thread(self._write_small, part, final_path, item, data, want)
                 if problem is None:
+                    self.folders.renamed(os.path.dirname(final_path) or ".")
                     self._count_check(want, item)
                     return "done"
                 await self._changed_since(item, problem, lambda: self._take_back(ctx, len(data), len(data)))
@@ -392,6 +491,7 @@ class Downloader:
                 self._mismatch(ctx, size, problem, attempt)
                 continue
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)
+            self.folders.renamed(os.path.dirname(final_path) or ".")
             self._count_check(want, item)
             return "done"
         raise AssertionError("unreachable")
@@ -449,7 +549,7 @@ class Downloader:
             if fresh:
                 self.journal.start_partial(part, file_id=item.id, md5=item.md5, size=size,
                                            remote_modified=item.modified_time)
-        return PartialFile(part, size, done, fresh=fresh)
+        return PartialFile(part, size, done, fresh=fresh, durable=self.durable)
 
     def _write_small(self, part: str, final_path: str, item, data: bytearray, want: integrity.Expected) -> str | None:
         """Write a small file's bytes to its partial, verify, finalize. None when it verified, else what differs."""
@@ -464,7 +564,8 @@ class Downloader:
             written = 0
             while written < len(view):
                 written += os.write(fd, view[written:])
-            fsync_fd(fd)
+            if self.durable:
+                fsync_fd(fd)
         finally:
             os.close(fd)
         self._finalize(part, final_path, item, md5)
@@ -488,8 +589,7 @@ class Downloader:
             os.utime(part, ns=(mtime_ns, mtime_ns))
         if os.path.isdir(final_path) and not os.path.islink(final_path):
             raise VerificationFailed(f"a local folder is in the way: {final_path}")
-        os.replace(part, final_path)
-        fsync_dir(os.path.dirname(final_path) or ".")   # the bytes were synced before the rename, this syncs the rename
+        os.replace(part, final_path)    # its bytes were synced before (durable); fetch() syncs the folder after
         st = os.stat(final_path)
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
@@ -662,10 +762,13 @@ class Exporter:
         self.journal = journal
         self.settings = settings
         self.counters = counters
+        self.durable = settings.fsync
+        self.folders = FolderSync(self.durable)
 
     async def fetch(self, ctx, item, export_mime: str, final_path: str) -> str:
         self.journal.check()
         part = os.path.join(os.path.dirname(final_path), names.partial_name(os.path.basename(final_path), item.id))
+        self.folders.enter()
         try:
             return await self._fetch(ctx, item, export_mime, final_path, part)
         except BaseException:
@@ -674,10 +777,12 @@ class Exporter:
             except OSError:
                 pass
             raise
+        finally:
+            await self.folders.leave()
 
     async def _fetch(self, ctx, item, export_mime: str, final_path: str, part: str) -> str:
         for attempt in range(self.settings.max_retries + 1):
-            pf = await asyncio.to_thread(PartialFile, part, 0, fresh=True)
+            pf = await asyncio.to_thread(PartialFile, part, 0, fresh=True, durable=self.durable)
             pos = 0
             try:
                 async with ctx.stream_slot():
@@ -713,6 +818,7 @@ class Exporter:
                 raise VerificationFailed(f"export size mismatch: got {pos} bytes, Drive announced {expected}")
             self.counters.bytes += pos
             await asyncio.to_thread(self._finalize, part, final_path, item, md5)
+            self.folders.renamed(os.path.dirname(final_path) or ".")
             return "exported"
         raise AssertionError("unreachable")
 
@@ -724,7 +830,6 @@ class Exporter:
             os.unlink(part)
             raise VerificationFailed(f"a local folder is in the way: {final_path}")
         os.replace(part, final_path)
-        fsync_dir(os.path.dirname(final_path) or ".")
         st = os.stat(final_path)
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")

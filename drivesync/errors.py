@@ -118,12 +118,11 @@ class JournalDamaged(JournalError):
 
 class RemoteChanged(DrivesyncError):
     """The file changed on Drive while it was being downloaded (an answer's size or hash is not the listing's).
-    ``fresh``: Drive's current metadata when it was fetched; ``kept``: bytes of the old revision written."""
+    ``fresh``: Drive's current metadata, when it was fetched to find that out."""
 
     def __init__(self, message: str, *, fresh=None):
         super().__init__(message)
         self.fresh = fresh
-        self.kept = 0
 
 
 class TransferInterrupted(DrivesyncError):
