@@ -10,6 +10,11 @@ the coroutine on a worker thread, and interrupting the cell cancels it (transfer
 (tqdm.auto: widgets in a notebook) are drawn by default in a notebook or on a terminal, never into a
 pipe or a CI log; ``progress=False`` silences them, ``progress=True`` forces them (progress.wanted).
 The result prints as one summary line (``PullResult.__str__``, ``_repr_html_`` in a notebook).
+
+``extract=True``: REMOTE is a zip or tar archive; its members land in LOCAL (default ./<name without its
+extension>) as they download, each verified before it takes its name (extract.py); ``keep_archive=True``
+also keeps the archive beside LOCAL. ``shard='RANK/WORLD'`` (or 'auto', or a (rank, world) tuple): this node
+pulls its share of the tree's files (shard.py), paced at tps / WORLD unless tps is given.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from . import names, progress as bars_, restore
+from . import extract as extract_, names, progress as bars_, restore, shard as shard_
 from .config import Settings, from_environment
 from .download import Counters, Downloader, Exporter
 from .errors import DriveError, DrivesyncError, UsageError
@@ -68,6 +73,9 @@ class PullResult:
     planned: int = 0                 # with dry_run: files that would be downloaded (or exported)
     planned_bytes: int = 0           # with dry_run: their bytes (Docs exports count 0: their size is unknown)
     download_disabled: int = 0       # files whose owner disabled downloading for this account (also in failed)
+    extract: bool = False            # extract=True: REMOTE was an archive, done/skipped/failed count its members
+    extracted_bytes: int = 0         # with extract: bytes written to members this run (bytes: of the archive)
+    shard: str = ""                  # with shard: the RANK/WORLD share of the tree this node pulled
 
     @property
     def ok(self) -> bool:
@@ -86,7 +94,7 @@ class PullResult:
 
     def __str__(self) -> str:
         """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries -> /content/data'."""
-        text = bars_.summary_line(self, 'would pull' if self.dry_run else 'pulled')
+        text = bars_.summary_line(self, 'would pull' if self.dry_run else ('extracted' if self.extract else 'pulled'))
         if self.download_disabled:
             text += (f"; {self.download_disabled} {'file' if self.download_disabled == 1 else 'files'} "
                      "not downloadable (the owner disabled downloading)")
@@ -146,6 +154,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                      filter: Filter | None = None, dry_run: bool = False, delete: bool = False,
                      skip_gdocs: bool = False, export_formats: str | Iterable[str] | None = None,
                      progress: bool | None = None, subscribers: Iterable = (), journal: Journal | None = None,
+                     extract: bool = False, keep_archive: bool = False, shard: str | tuple | None = None,
                      authorizer=None, latest: bool = False, drive_id: str | None = None,
                      **setting_overrides) -> PullResult:
     """The coroutine behind ``pull``; see the module docstring. ``setting_overrides`` are Settings fields
@@ -159,6 +168,16 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     started = time.monotonic()
     progress = bars_.wanted(progress) and not dry_run
     settings = _settings(settings, setting_overrides)
+    if extract and (latest or delete or dry_run or shard is not None):
+        raise UsageError("--extract pulls one archive: it does not go with --latest, --delete, --dry-run or --shard")
+    if keep_archive and not extract:
+        raise UsageError("--keep-archive goes with --extract")
+    if shard is not None:
+        rank, world = shard_.parse(shard)
+        if delete:
+            raise UsageError("--shard and --delete do not go together (each node holds only its share of the tree)")
+        given = settings.tps != Settings.__dataclass_fields__["tps"].default
+        settings = settings.with_(tps=shard_.share_of_quota(settings.tps, world, tps_given=given))
     formats = parse_export_formats(export_formats)
     filt = filter or Filter.from_lists(include, exclude)
     loc = parse_remote(remote, drive_id=drive_id)      # bad REMOTE: one line, before any request
@@ -168,12 +187,18 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
 
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
         item, loc = await locate(drive, loc)
+        if extract:
+            return await _extract(drive, item, local, settings, journal, result, progress, subscribers,
+                                  keep_archive, started)
         target = os.path.abspath(local if local else default_local(loc, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
         if latest:
             if not item.is_folder:
                 raise UsageError(f"--latest needs a folder of checkpoints; {remote} is a file")
             result.latest = _keep_latest(tree)
+        if shard is not None:
+            result.shard = f"{rank}/{world}"
+            tree.entries = _my_shard(tree.entries, rank, world)
         if item.is_folder:
             root = target
             if os.path.lexists(root) and not os.path.isdir(root):
@@ -364,3 +389,57 @@ def pull(remote: str, local: str | None = None, **options) -> PullResult:
     KeyboardInterrupt. Shows progress bars in a notebook or on a terminal unless ``progress=False``.
     """
     return run_sync(pull_async(remote, local, **options))
+
+
+def _my_shard(entries: list[Entry], rank: int, world: int) -> list[Entry]:
+    """This node's files of the tree (shard.split over every file's path and size); every folder stays."""
+    files = [(e.path, e.size) for e in entries if e.kind != "folder"]
+    mine = set(shard_.split(files, world)[rank])
+    return [e for e in entries if e.kind == "folder" or e.path in mine]
+
+
+async def _extract(drive, item, local: str | None, settings: Settings, journal: Journal | None, result: PullResult,
+                   progress: bool, subscribers: Iterable, keep_archive: bool, started: float) -> PullResult:
+    """``pull ARCHIVE DIR --extract``: the members of ``item`` into DIR (extract.py), as a PullResult."""
+    if item.is_folder:
+        raise UsageError(f"--extract needs an archive; {result.remote} is a folder")
+    extract_.kind_of(item.name, item.mime_type)        # not an archive: one line, nothing written
+    dest = os.path.abspath(local if local else extract_.default_dir(item.name))
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise UsageError(f"{local or dest} exists and is not a folder (--extract writes the members into it)")
+    check_writable(dest)
+    keep = None
+    if keep_archive:
+        keep = os.path.join(os.path.dirname(dest), names.safe_name(item.name))
+        if keep == dest:
+            raise UsageError(f"--keep-archive would put {item.name} where its members go; name another DIR")
+    result.local, result.extract = dest, True
+    own_journal = journal is None
+    if own_journal:
+        journal = Journal()
+    counters = Counters()
+    factory = None
+    if progress:
+        def factory(total_bytes: int, members: int):
+            bars = bars_.Progress(total_bytes=total_bytes, total_files=members, unit_files="members",
+                                  desc="extract", big_file=1 << 62, disable=False)
+            drive.t.on_retry = bars.waiting
+            return bars
+    try:
+        out = await extract_.extract(drive, item, dest, journal, settings, keep_archive=keep, counters=counters,
+                                     subscribers=subscribers, progress_factory=factory)
+    finally:
+        drive.t.on_retry = None
+        if own_journal:
+            journal.close()
+    result.done, result.skipped = out.done, out.skipped
+    result.failed = [Failure(name, reason) for name, reason in out.refused]
+    result.warnings = list(out.warnings)
+    result.bytes = out.archive_bytes + counters.bytes
+    result.bytes_received = out.received + counters.received
+    result.extracted_bytes = out.extracted_bytes
+    result.range_ignored = out.range_ignored + counters.range_ignored
+    result.retries = out.retries + counters.retries + drive.t.stats.retries
+    result.requests = drive.t.stats.requests
+    result.seconds = time.monotonic() - started
+    return result

@@ -57,6 +57,15 @@ def register(subparsers, name: str) -> None:
                         "that carry no step, nothing older")
     p.add_argument("--delete", action="store_true", help="remove local files under LOCAL that are gone from Drive")
     p.add_argument("--skip-gdocs", action="store_true", help="leave Google Docs/Sheets/Slides out")
+    p.add_argument("--extract", action="store_true",
+                   help="REMOTE is a zip or tar (.tar.gz, .tar.bz2, .tar.xz, .tar.zst): extract its members into "
+                        "LOCAL as they download (as unzip -d LOCAL would; default ./<name without extension>), "
+                        "each verified before it takes its name; the archive is not kept")
+    p.add_argument("--keep-archive", action="store_true", help="with --extract: keep the archive beside LOCAL too")
+    p.add_argument("--shard", metavar="RANK/WORLD",
+                   help="pull only this node's share of the tree (0-based; WORLD nodes together pull one copy, "
+                        "split by bytes); 'auto' reads RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/SLURM_NTASKS; "
+                        "paced at --tps / WORLD unless --tps is given")
     p.add_argument("--export-formats", metavar="LIST",
                    help="export Docs as the first of these that fits (default docx,xlsx,pptx,svg)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -86,6 +95,7 @@ def run_pull(args) -> int:
                   filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
                   skip_gdocs=args.skip_gdocs, export_formats=args.export_formats, latest=args.latest,
                   drive_id=args.drive_id,
+                  extract=args.extract, keep_archive=args.keep_archive, shard=args.shard,
                   progress=False if (args.quiet or args.json or args.dry_run) else None)  # None: on a terminal
     if args.dry_run and not args.json:
         for line in result.plan:
