@@ -177,7 +177,7 @@ def test_a_full_state_disk_stops_pull_and_push_before_anything_moves(emulator, t
     emu.reset_stats()
     for args in (["pull", "data", str(out), "-q"], ["push", str(src), "up", "--no-progress"]):
         r, lines = cli(tmp_path, emu, small_disk, *args)
-        assert r.returncode == 1, (args, r.stderr)
+        assert r.returncode == JournalUnwritable.exit_code != 0, (args, r.stderr)
         assert len(lines) == 1 and "journal" in lines[0] and "cannot be written" in lines[0], lines
     by_kind = emu.stats()["by_kind"]
     assert by_kind.get("media", 0) == 0 and by_kind.get("upload", 0) == 0, by_kind
@@ -197,7 +197,7 @@ def test_a_read_only_state_dir_stops_the_run_with_one_line(emulator, tmp_path, s
     assert r.returncode == 0, r.stderr
     emu.reset_stats()
     r, lines = cli(tmp_path, emu, small_disk, "pull", "data", str(out), "-q")
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == JournalUnwritable.exit_code != 0, r.stderr
     assert len(lines) == 1 and "cannot be written" in lines[0], lines
     assert emu.stats()["by_kind"].get("media", 0) == 0
     assert not (out / "new.bin").exists()
