@@ -3,7 +3,8 @@
 Pattern syntax (as rclone's filtering docs describe it):
 - ``*`` matches any run of characters except ``/``; ``**`` matches any run including ``/``;
   ``?`` one character except ``/``; ``[abc]``/``[!abc]`` a class; ``{a,b}`` alternatives;
-  ``\\`` escapes the next character.
+  ``\\`` escapes the next character, except that ``\\d`` ``\\s`` ``\\w`` (and ``\\D`` ``\\S`` ``\\W``) are
+  Go's ASCII classes, and ``{{regexp}}`` is a regular expression, as rclone hands both to Go's regexp.
 - A pattern starting with ``/`` is anchored at the root of the transfer; otherwise it matches the
   end of the path, on whole path elements (``*.jpg`` matches ``a/b/c.jpg``; ``b/c.jpg`` matches
   ``a/b/c.jpg`` but not ``a/bb/c.jpg``).
@@ -24,6 +25,11 @@ from typing import Iterable
 from .errors import UsageError
 
 
+#: Go regexp's Perl classes (ASCII only), which rclone patterns may use outside brackets (``*.\d\d\d``).
+_PERL_CLASSES = {"d": "[0-9]", "D": "[^0-9]", "s": "[\t\n\f\r ]", "S": "[^\t\n\f\r ]",
+                 "w": "[0-9A-Za-z_]", "W": "[^0-9A-Za-z_]"}
+
+
 def glob_to_regex(pattern: str) -> str:
     """The regex body for one glob (without anchors). Raises UsageError on a malformed glob."""
     out: list[str] = []
@@ -34,8 +40,19 @@ def glob_to_regex(pattern: str) -> str:
         if c == "\\":
             if i + 1 >= n:
                 raise UsageError(f"bad filter pattern {pattern!r}: ends with a backslash")
-            out.append(re.escape(pattern[i + 1]))
+            # rclone hands \d \s \w (and their capitals) to Go's regexp: its ASCII classes, not literals.
+            out.append(_PERL_CLASSES.get(pattern[i + 1]) or re.escape(pattern[i + 1]))
             i += 2
+            continue
+        if c == "{" and pattern.startswith("{{", i):
+            # {{regexp}}: a regular expression as rclone takes it; a longer run of '}' ends at its last two.
+            j = pattern.find("}}", i + 2)
+            if j < 0:
+                raise UsageError(f"bad filter pattern {pattern!r}: unclosed '{{{{'")
+            while j + 2 < n and pattern[j + 2] == "}":
+                j += 1
+            out.append(f"(?:{pattern[i + 2:j]})")
+            i = j + 2
             continue
         if c == "*":
             if i + 1 < n and pattern[i + 1] == "*":
