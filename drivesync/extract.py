@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import archive, names
+from . import archive, names, shard as shard_
 from .archive import BadArchive, Member, MemberDecoder, Refused
 from .download import FolderSync, fsync_fd, start_writeback
 from .errors import DriveError, TransferInterrupted, UsageError
@@ -239,8 +239,9 @@ class Extractor:
     """One archive into one folder: ``await Extractor(...).run()`` -> Extracted."""
 
     def __init__(self, drive, item, dest: str, journal, settings, *, source: Source | None = None,
-                 subscribers=(), progress_factory=None):
+                 subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None):
         self.drive, self.item, self.dest = drive, item, os.path.abspath(dest)
+        self.shard = shard      # (rank, world): only this node's share of a zip's members (shard.split)
         self.journal, self.settings = journal, settings
         self.stats = Extracted()
         self.source = source or RemoteSource(drive, item, settings, self.stats)
@@ -256,6 +257,8 @@ class Extractor:
         self._loop = asyncio.get_running_loop()
         os.makedirs(self.dest, exist_ok=True)
         kind = kind_of(self.item.name, self.item.mime_type)
+        if kind == "tar" and self.shard is not None:
+            raise UsageError("--shard with --extract needs a zip: a tar is one stream, every node would read all of it")
         if kind == "zip":
             await self._zip()
         else:
@@ -383,7 +386,14 @@ class Extractor:
         pending: list[Member] = []
         taken: set[tuple] = set()
         need = accepted = 0
+        mine = None
+        if self.shard is not None:
+            rank, world = self.shard
+            keys = [(f"{m.name}\x00{m.index}", m.size) for m in members if not m.is_dir]
+            mine = set(shard_.split(keys, world)[rank])
         for m in sorted(members, key=lambda m: m.index):
+            if mine is not None and not m.is_dir and f"{m.name}\x00{m.index}" not in mine:
+                continue                 # another node's member
             try:
                 archive.check_member(m)
                 parts = archive.safe_parts(m.name)
@@ -798,9 +808,12 @@ class _Feed:
 
 
 async def extract(drive, item, dest: str, journal, settings, *, keep_archive: str | None = None, counters=None,
-                  subscribers=(), progress_factory=None) -> Extracted:
+                  subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None) -> Extracted:
     """Extract the archive ``item`` into ``dest``. ``keep_archive``: a path where the archive is pulled first
-    (verified like any pull), then extracted from that file."""
+    (verified like any pull), then extracted from that file. ``shard``: (rank, world), this node's share of a
+    zip's members (split by bytes like a tree's files; WORLD nodes together extract every member once)."""
+    if shard is not None and kind_of(item.name, item.mime_type) == "tar":
+        raise UsageError("--shard with --extract needs a zip: a tar is one stream, every node would read all of it")
     source = None
     if keep_archive:
         from .download import Downloader
@@ -816,5 +829,5 @@ async def extract(drive, item, dest: str, journal, settings, *, keep_archive: st
             raise outcome.error
         source = LocalSource(keep_archive, settings)
     ex = Extractor(drive, item, dest, journal, settings, source=source, subscribers=subscribers,
-                   progress_factory=progress_factory)
+                   progress_factory=progress_factory, shard=shard)
     return await ex.run()

@@ -14,7 +14,8 @@ The result prints as one summary line (``PullResult.__str__``, ``_repr_html_`` i
 ``extract=True``: REMOTE is a zip or tar archive; its members land in LOCAL (default ./<name without its
 extension>) as they download, each verified before it takes its name (extract.py); ``keep_archive=True``
 also keeps the archive beside LOCAL. ``shard='RANK/WORLD'`` (or 'auto', or a (rank, world) tuple): this node
-pulls its share of the tree's files (shard.py), paced at tps / WORLD unless tps is given.
+pulls its share of the tree's files (shard.py), or with ``extract`` of a zip's members, paced at tps / WORLD
+unless tps is given.
 """
 from __future__ import annotations
 
@@ -168,8 +169,8 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     started = time.monotonic()
     progress = bars_.wanted(progress) and not dry_run
     settings = _settings(settings, setting_overrides)
-    if extract and (latest or delete or dry_run or shard is not None):
-        raise UsageError("--extract pulls one archive: it does not go with --latest, --delete, --dry-run or --shard")
+    if extract and (latest or delete or dry_run):
+        raise UsageError("--extract pulls one archive: it does not go with --latest, --delete or --dry-run")
     if keep_archive and not extract:
         raise UsageError("--keep-archive goes with --extract")
     if shard is not None:
@@ -189,7 +190,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         item, loc = await locate(drive, loc)
         if extract:
             return await _extract(drive, item, local, settings, journal, result, progress, subscribers,
-                                  keep_archive, started)
+                                  keep_archive, started, (rank, world) if shard is not None else None)
         target = os.path.abspath(local if local else default_local(loc, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
         if latest:
@@ -399,7 +400,8 @@ def _my_shard(entries: list[Entry], rank: int, world: int) -> list[Entry]:
 
 
 async def _extract(drive, item, local: str | None, settings: Settings, journal: Journal | None, result: PullResult,
-                   progress: bool, subscribers: Iterable, keep_archive: bool, started: float) -> PullResult:
+                   progress: bool, subscribers: Iterable, keep_archive: bool, started: float,
+                   shard: tuple[int, int] | None = None) -> PullResult:
     """``pull ARCHIVE DIR --extract``: the members of ``item`` into DIR (extract.py), as a PullResult."""
     if item.is_folder:
         raise UsageError(f"--extract needs an archive; {result.remote} is a folder")
@@ -414,6 +416,8 @@ async def _extract(drive, item, local: str | None, settings: Settings, journal: 
         if keep == dest:
             raise UsageError(f"--keep-archive would put {item.name} where its members go; name another DIR")
     result.local, result.extract = dest, True
+    if shard is not None:
+        result.shard = f"{shard[0]}/{shard[1]}"
     own_journal = journal is None
     if own_journal:
         journal = Journal()
@@ -427,7 +431,7 @@ async def _extract(drive, item, local: str | None, settings: Settings, journal: 
             return bars
     try:
         out = await extract_.extract(drive, item, dest, journal, settings, keep_archive=keep, counters=counters,
-                                     subscribers=subscribers, progress_factory=factory)
+                                     subscribers=subscribers, progress_factory=factory, shard=shard)
     finally:
         drive.t.on_retry = None
         if own_journal:

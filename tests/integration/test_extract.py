@@ -400,3 +400,31 @@ def test_a_damaged_tar_is_one_line_and_leaves_no_partial(emulator, tmp_path):
     with pytest.raises(DrivesyncError, match="damaged|not a tar"):
         pull(emulator, "junk.tar", tmp_path / "junk")
     assert hashlib.md5(data).hexdigest()
+
+
+def test_world_nodes_extract_a_zips_members_once_between_them(emulator, tmp_path):
+    data = dataset_zip(n=30)
+    emulator.add_file("data.zip", data)
+    reference = unzipped(data, tmp_path)
+    got, fetched = {}, 0
+    for rank in range(3):
+        result = pull(emulator, "data.zip", tmp_path / f"node{rank}", shard=f"{rank}/3")
+        assert result.ok and result.shard == f"{rank}/3"
+        got[rank] = {k: v for k, v in tree(tmp_path / f"node{rank}").items() if v is not None}
+        assert result.done == len(got[rank])
+        fetched += result.bytes
+    names = [k for r in got for k in got[r]]
+    assert len(names) == len(set(names))                                           # disjoint
+    assert {k: v for r in got for k, v in got[r].items()} == {k: v for k, v in reference.items() if v is not None}
+    assert fetched < len(data) * 1.2                     # one copy of the members in all, plus each node's tail
+    shared = tmp_path / "shared"
+    for rank in range(3):
+        assert pull(emulator, "data.zip", shared, shard=(rank, 3)).ok
+    assert tree(shared) == reference                     # nodes sharing one folder end with the whole archive
+
+
+def test_a_tar_cannot_be_sharded(emulator, tmp_path):
+    emulator.add_file("data.tar", dataset_tar("w"))
+    with pytest.raises(DrivesyncError, match="needs a zip"):
+        pull(emulator, "data.tar", tmp_path / "out", shard="0/2")
+    assert not (tmp_path / "out").exists()
