@@ -7,7 +7,7 @@ My Drive path, ``id:ID`` (and ``id:ID/below``), a Drive link, ``shared-with-me:N
 ``shared-drive:NAME/...``; ``shared-with-me:`` and ``shared-drive:`` list what can be named there. Storage
 options: ``credentials=FILE`` (else the usual order of auth.py), ``api_url=``, ``impersonate=``, ``drive_id=``
 (paths inside that shared drive), ``trash=`` (rm moves to Drive's trash, the default, or deletes for good),
-``block_size=``, and any ``Settings`` field (``tps=``, ``range_size=``...).
+``block_size=`` and ``cache_type=`` (how files opened 'rb' read ahead), and any ``Settings`` field (``tps=``, ``range_size=``...).
 
 What it reuses, so there is one HTTP stack and one set of rules: ``session.open_drive`` (Transport, pacer,
 retries, credentials), ``remote.locate``/``resolve_folder``/``fetch_listing`` (REMOTE's anchors, batched
@@ -39,6 +39,7 @@ import shutil
 import tempfile
 import weakref
 
+from fsspec import caching
 from fsspec.asyn import AsyncFileSystem, get_loop, sync, sync_wrapper
 from fsspec.spec import AbstractBufferedFile
 
@@ -107,6 +108,51 @@ def _as_os_errors(path: str):
         raise
 
 
+class AdaptiveReadAhead(caching.BaseCache):
+    """fsspec's read-ahead, grown for sequential reads and kept small for random ones.
+
+    A read the cache cannot answer fetches what was asked, and at least ``ahead`` bytes from there. ``ahead``
+    starts at the block size; each miss that continues where the last fetch ended (a sequential reader: a CSV
+    parser, a zip member, ``get`` through a file object) doubles it, up to ``max_ahead``; a seek elsewhere (a
+    Parquet column chunk, a footer) brings it back. So a column read column by column costs its own bytes,
+    not a block more per chunk, while a file read front to back soon moves in ranges of ``max_ahead``."""
+
+    name = "drivesync"
+
+    def __init__(self, blocksize: int, fetcher, size: int, max_ahead: int = 32 * MiB) -> None:
+        super().__init__(blocksize, fetcher, size)
+        self.cache = b""
+        self.start = self.end = 0
+        self.ahead = blocksize
+        self.max_ahead = max(blocksize, max_ahead)
+
+    def _fetch(self, start, end):
+        start = 0 if start is None else start
+        end = self.size if end is None or end > self.size else end
+        if start >= self.size or start >= end:
+            return b""
+        if self.start <= start and end <= self.end:
+            self.hit_count += 1
+            return self.cache[start - self.start:end - self.start]
+        self.miss_count += 1
+        part = b""
+        if self.start <= start < self.end:
+            part = self.cache[start - self.start:]
+            start = self.end
+        if start == self.end and self.end:
+            self.ahead = min(self.max_ahead, self.ahead * 2)
+        else:
+            self.ahead = self.blocksize
+        stop = min(self.size, max(end, start + self.ahead))
+        self.total_requested_bytes += stop - start
+        self.cache = self.fetcher(start, stop)
+        self.start, self.end = start, start + len(self.cache)
+        return part + self.cache[:end - start]
+
+
+caching.register_cache(AdaptiveReadAhead, clobber=True)
+
+
 class _Session:
     """What one process uses on one event loop: Drive (Transport, pacer, authorizer), the stream slots
     shared by every read and download, the journal, the folder-creation lock."""
@@ -164,11 +210,12 @@ class DriveFileSystem(AsyncFileSystem):
 
     protocol = (PROTOCOL,)
     root_marker = ""
-    default_block_size = 4 * MiB
+    #: The first read-ahead of a file opened 'rb' (AdaptiveReadAhead grows it for sequential reads).
+    default_block_size = 256 * 1024
 
     def __init__(self, credentials: str | None = None, api_url: str | None = None, *, impersonate: str | None = None,
                  drive_id: str | None = None, trash: bool = True, block_size: int | None = None,
-                 asynchronous: bool = False, loop=None, batch_size=None, **kwargs):
+                 cache_type: str = AdaptiveReadAhead.name, asynchronous: bool = False, loop=None, batch_size=None, **kwargs):
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _SETTING_FIELDS}
         super().__init__(asynchronous=asynchronous, loop=loop, batch_size=batch_size, **kwargs)
         if credentials is not None and not isinstance(credentials, (str, os.PathLike)):
@@ -183,6 +230,7 @@ class DriveFileSystem(AsyncFileSystem):
         else:
             self.blocksize = self.default_block_size
         self.settings = config.from_environment(api_url=api_url, **overrides)   # bad values: one line, now
+        self.cache_type = cache_type
         #: The id cache: path -> the item it names (shortcuts followed); ``_links``: path -> the shortcut itself.
         self._items: dict[str, RemoteFile] = {}
         self._links: dict[str, RemoteFile] = {}
@@ -531,10 +579,14 @@ class DriveFileSystem(AsyncFileSystem):
             self._forget_item(item.id)
             raise
 
-    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_type="readahead",
+    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_type=None,
               cache_options=None, **kwargs):
         if mode not in ("rb", "wb"):
             raise ValueError(f"drivesync:// opens files as 'rb' or 'wb', not {mode!r}")
+        if cache_type is None:
+            cache_type = self.cache_type
+            if cache_type == AdaptiveReadAhead.name and cache_options is None:
+                cache_options = {"max_ahead": self.settings.range_size}
         return DriveFile(self, path, mode, block_size=block_size or self.blocksize, autocommit=autocommit,
                          cache_type=cache_type, cache_options=cache_options, **kwargs)
 
@@ -784,12 +836,12 @@ class _DeferredPut:
 
 
 class DriveFile(AbstractBufferedFile):
-    """A Drive file opened through fsspec. 'rb': ranged GETs through fsspec's read-ahead cache (seek
-    anywhere). 'wb': bytes spooled to a local temporary file, uploaded (resumable, verified) on close, or
+    """A Drive file opened through fsspec. 'rb': ranged GETs through a read-ahead cache (AdaptiveReadAhead
+    unless ``cache_type=`` names one of fsspec's; seek anywhere). 'wb': bytes spooled to a local temporary file, uploaded (resumable, verified) on close, or
     on the transaction's commit; nothing appears on Drive before."""
 
     def __init__(self, fs: DriveFileSystem, path, mode="rb", block_size=None, autocommit=True,
-                 cache_type="readahead", cache_options=None, **kwargs):
+                 cache_type=AdaptiveReadAhead.name, cache_options=None, **kwargs):
         path = fs._strip_protocol(path)
         self._item: RemoteFile | None = None
         self._spool = None
