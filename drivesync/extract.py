@@ -639,8 +639,15 @@ class _GroupWriter:
         self.link: bytearray | None = None
         self.failed = False
         self.since_writeback = 0
+        # feed() runs in a worker thread that a cancelled job does not stop: abort() waits for it to finish
+        # its piece, so a descriptor is never closed under a write (nor reused by another file meanwhile).
+        self.lock = threading.Lock()
 
     def feed(self, data: bytes) -> None:
+        with self.lock:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             m = self.members[self.i]
@@ -733,6 +740,10 @@ class _GroupWriter:
 
     def abort(self) -> None:
         """The run stopped (a failed or cancelled fetch): the member being written leaves nothing behind."""
+        with self.lock:
+            self._abort()
+
+    def _abort(self) -> None:
         self._close()
         if self.part:
             _unlink(self.part)
