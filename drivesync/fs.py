@@ -159,6 +159,7 @@ class _Session:
 
     def __init__(self, loop, stack: contextlib.AsyncExitStack, drive, settings: config.Settings):
         self.loop = loop
+        self.pid = os.getpid()
         self.stack = stack
         self.drive = drive
         self.transfers = Transfers(transfers=settings.transfers, max_streams=settings.max_streams)
@@ -188,8 +189,12 @@ class _Session:
 
 
 def _close_session(session: _Session) -> None:
-    """Close a session from any thread (a finalizer): on its loop, if that loop still runs."""
+    """Close a session from any thread (a finalizer): on its loop, if that loop still runs. A forked child
+    never touches its parent's session (the loop looks alive in the child's copy of memory, but its thread
+    is the parent's)."""
     loop = session.loop
+    if session.pid != os.getpid():
+        return
     try:
         if loop.is_closed() or not loop.is_running():
             return
@@ -563,7 +568,7 @@ class DriveFileSystem(AsyncFileSystem):
         return int(total) if total.isdigit() else None
 
     def _forget_item(self, file_id: str) -> None:
-        for p in [p for p, i in self._items.items() if i.id == file_id]:
+        for p in [p for p, i in list(self._items.items()) if i.id == file_id]:
             self._items.pop(p, None)
 
     async def _cat_file(self, path, start=None, end=None, **kwargs):
@@ -661,7 +666,13 @@ class DriveFileSystem(AsyncFileSystem):
         self._items[rpath] = item
         return item
 
+    async def _refuse_existing(self, path, mode: str) -> None:
+        """fsspec's mode='create': the write fails when something is there already."""
+        if mode == "create" and await self._exists(path):
+            raise FileExistsError(errno.EEXIST, f"{self._strip_protocol(path)} exists on Drive", path)
+
     async def _pipe_file(self, path, value, mode="overwrite", **kwargs):
+        await self._refuse_existing(path, mode)
         if self._intrans:
             f = self._open(path, "wb", autocommit=False)
             f.write(value)
@@ -680,6 +691,7 @@ class DriveFileSystem(AsyncFileSystem):
         if os.path.isdir(lpath):
             await self._makedirs(rpath, exist_ok=True)
             return
+        await self._refuse_existing(rpath, mode)
         if self._intrans:
             self.transaction.files.append(_DeferredPut(self, lpath, rpath))
             return
@@ -806,8 +818,8 @@ class DriveFileSystem(AsyncFileSystem):
             self._links.clear()
             return
         path = self._strip_protocol(path)
-        for cache in (self._items, self._links):
-            for p in [p for p in cache if p == path or p.startswith(path + "/")]:
+        for cache in (self._items, self._links):        # list(): another thread may be adding entries
+            for p in [p for p in list(cache) if p == path or p.startswith(path + "/")]:
                 cache.pop(p, None)
         for p in [p for p in list(self.dircache) if p == path or p.startswith(path + "/")]:
             self.dircache.pop(p, None)

@@ -314,6 +314,9 @@ def test_pipe_and_put_create_missing_parents_once_and_overwrite_as_a_new_revisio
     assert fs.info("runs/exp1/ckpt/0.txt")["id"] == first
     assert emu.content(first) == b"second version"
     assert len(emu.children(ckpt[0]["id"])) == 6
+    with pytest.raises(FileExistsError):
+        fs.pipe_file("runs/exp1/ckpt/1.txt", b"not over an existing file", mode="create")
+    assert fs.cat_file("runs/exp1/ckpt/1.txt") == b"v1"
     local = tmp_path / "big.bin"
     local.write_bytes(os.urandom(9 * MiB))            # above upload_cutoff: a resumable upload
     before = sent(fs)
