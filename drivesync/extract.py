@@ -275,6 +275,7 @@ class Extractor:
             self._emit(event)
 
     def _refuse(self, name: str, reason: str) -> None:
+        name = _printable(name)       # a name with a newline or a control character stays one line
         self.stats.refused.append((name, reason))
         self._member_event("fail", name, reason)
 
@@ -602,6 +603,10 @@ def _members(tf):
         if ti is None:
             return
         yield ti
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _in_loop(loop) -> bool:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 
 import pytest
@@ -209,6 +210,7 @@ def hostile_zip():
         z.writestr("/abs.txt", b"absolute")
         z.writestr("a/../../up.txt", b"up")
         z.writestr("NULxname", b"nul")
+        z.writestr("new\nline/../../x", b"a newline in the name (shown escaped), and '..' after it")
         z.writestr("L" * 300, b"too long")
         z.writestr("x.drivesync-partial", b"looks like ours")
         z.writestr("bomb.bin", bytes(20 * MiB))
@@ -244,10 +246,11 @@ def test_hostile_members_are_refused_one_line_each_and_nothing_of_them_is_writte
     result = pull(emulator, "hostile.zip", out)
     assert not result.ok
     why = {f.path: f.reason for f in result.failed}
-    assert set(why) == {"../evil.txt", "/abs.txt", "a/../../up.txt", "NUL\x00name", "L" * 300,
+    assert set(why) == {"../evil.txt", "/abs.txt", "a/../../up.txt", "NUL\\x00name", "L" * 300, "new\\nline/../../x",
                         "x.drivesync-partial", "bomb.bin", "liar.bin", "badcrc.bin", "outside-link", "abs-link"}
     assert "'..'" in why["../evil.txt"] and "absolute" in why["/abs.txt"] and "'..'" in why["a/../../up.txt"]
-    assert "unsafe" in why["NUL\x00name"] and "unsafe" in why["L" * 300] and "unsafe" in why["x.drivesync-partial"]
+    assert "unsafe" in why["NUL\\x00name"] and "unsafe" in why["L" * 300] and "unsafe" in why["x.drivesync-partial"]
+    assert "'..'" in why["new\\nline/../../x"]
     assert "zip bomb" in why["bomb.bin"]
     assert "holds more than the 40000 bytes" in why["liar.bin"]
     assert "CRC-32" in why["badcrc.bin"]
@@ -274,7 +277,7 @@ def test_the_cli_says_one_line_per_refusal_and_exits_non_zero(emulator, tmp_path
     r = cli("hostile.zip", str(tmp_path / "out"), "--extract")
     assert r.returncode != 0
     failed = [line for line in r.stderr.splitlines() if line.startswith("failed: ")]
-    assert len(failed) == 11 and "Traceback" not in r.stderr
+    assert len(failed) == 12 and "Traceback" not in r.stderr
     assert (tmp_path / "out" / "ok.txt").read_bytes() == b"fine"
     for args, says in ((("notes.txt", "n", "--extract"), "--extract reads zip and tar archives"),
                        (("broken.zip", "b", "--extract"), "not a zip archive"),
@@ -428,3 +431,32 @@ def test_a_tar_cannot_be_sharded(emulator, tmp_path):
     with pytest.raises(DrivesyncError, match="needs a zip"):
         pull(emulator, "data.tar", tmp_path / "out", shard="0/2")
     assert not (tmp_path / "out").exists()
+
+
+def test_kill_9_mid_extraction_leaves_only_whole_members_and_a_rerun_finishes(emulator, tmp_path):
+    data = dataset_zip(n=40, compression=zipfile.ZIP_STORED)
+    emulator.add_file("data.zip", data)
+    reference = unzipped(data, tmp_path)
+    emulator.configure(download_bps_total=1_000_000, download_burst_total=64 * 1024)     # slow enough to kill
+    env = env_for(tmp_path, emulator)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "drivesync", "pull", "data.zip", str(out), "--extract", "-q",
+                             "--credentials", emulator.credentials_path, "--range-size", "256K"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if proc.poll() is not None or len([v for v in (tree(out) if out.exists() else {}).values() if v]) >= 5:
+                break
+            time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.wait(30)
+    landed = {k: v for k, v in tree(out).items() if v is not None and not k.endswith("/")}
+    assert 0 < len(landed) < len([v for v in reference.values() if v is not None])
+    for name, content in landed.items():
+        assert content == reference[name], name          # a final name only ever holds a whole, verified member
+    emulator.configure(download_bps_total=None)
+    again = pull(emulator, "data.zip", out)
+    assert again.ok and again.skipped >= len(landed) - 1
+    assert tree(out) == reference
+    no_partials(out)
