@@ -185,7 +185,7 @@ VALUE_FLAGS = {
     "push": ["--transfers", "--chunk-size", "--exclude", "--settle", "--complete-marker", "--keep-last",
              "--drive-id", "--api-url", "--credentials", "--impersonate", "--give-up-after"],
     "whoami": ["--api-url", "--credentials", "--impersonate", "--give-up-after"],
-    "flush": ["--timeout"], "stop": ["--timeout"],
+    "flush": ["--timeout"], "stop": ["--timeout"], "status": [],
     "login": ["--client-secrets", "--scope", "--auth-uri", "--token-uri", "--token-file", "--api-url"],
     "authorize": ["--client-secrets", "--scope", "--auth-uri", "--token-uri"],
     "demo": [],
@@ -214,7 +214,8 @@ class Generator:
             "ls": ["ls", "project", *w.conn()],
             "push": ["push", str(w.src), "pushed", *w.conn()],
             "whoami": ["whoami", *w.conn()],
-            "flush": ["flush"], "stop": ["stop", str(w.src)],   # no watcher runs: 'stop LOCAL' is an error
+            "flush": ["flush"], "status": ["status"],
+            "stop": ["stop", str(w.src)],                         # no watcher runs: 'stop LOCAL' is an error
             "login": ["login", "--no-browser"],
             "authorize": ["authorize", "--no-open"],
             "demo": ["demo", str(w.a_file / "demo")],             # DIR under a file: refused before anything
@@ -222,7 +223,7 @@ class Generator:
 
     def case(self) -> Case:
         cmd = self.pick(["pull"] * 5 + ["push"] * 4 + ["ls"] * 2 + ["whoami"] * 2
-                        + ["flush", "stop", "login", "authorize", "demo", "none"])
+                        + ["flush", "stop", "status", "login", "authorize", "demo", "none"])
         if cmd == "none":
             return self.top_level()
         argv = self.base(cmd)
@@ -234,7 +235,7 @@ class Generator:
                       "ls": [self.bad_remote] * 2, "push": [self.push_rules] * 3 + [self.bad_push_remote,
                                                                                   self.bad_local, self.drop_positional],
                       "login": [self.login_rules] * 3, "authorize": [self.authorize_rules] * 3,
-                      "flush": [], "stop": [], "whoami": [self.bad_credentials] * 2, "demo": []}[cmd]
+                      "flush": [], "stop": [], "status": [], "whoami": [self.bad_credentials] * 2, "demo": []}[cmd]
         case = self.pick(mutations)(cmd, argv)
         if self.r.random() < 0.15 and cmd in ("pull", "ls", "push", "whoami"):
             case = self.bad_credentials(cmd, case.argv) if "--credentials" in case.argv else case
@@ -290,8 +291,9 @@ class Generator:
 
     def extra_positional(self, cmd, argv) -> Case:
         extra = self.pick([["extra"], ["a", "b"], ["project"]])
-        if cmd in ("flush", "stop"):
-            return Case(argv + ["extra"] if cmd == "stop" else argv + ["x", "y"], "one positional too many")
+        if cmd in ("flush", "stop", "status"):
+            return Case(argv + (["extra"] if cmd == "stop" else ["x", "y"] if cmd == "flush" else ["x"]),
+                        "one positional too many")
         if cmd in ("whoami", "login", "authorize", "demo"):
             return Case(argv + extra + (["more"] if cmd == "demo" else []), "a positional it does not take")
         if cmd == "ls":
@@ -466,7 +468,7 @@ def test_malformed_command_lines_end_in_one_line_and_a_nonzero_exit(world):
     assert not failures, _report(failures)
     if ONLY is None:
         # the generator reached every subcommand (a generator that drifted to one command proves little)
-        assert {"pull", "push", "ls", "whoami", "flush", "stop", "login", "authorize", "demo"} <= kinds, kinds
+        assert {"pull", "push", "ls", "whoami", "flush", "stop", "status", "login", "authorize", "demo"} <= kinds, kinds
 
 
 def test_the_checker_itself_rejects_what_it_must():
