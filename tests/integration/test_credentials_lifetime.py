@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import os
 import time
-import types
 
 import pytest
 
@@ -55,6 +54,16 @@ class RequestClock:
         return dt.datetime.fromtimestamp(self.now(), dt.timezone.utc).replace(tzinfo=None)
 
 
+class _TimeModule:
+    """`time` for the emulator's auth module: time() is the virtual clock, the rest the real module."""
+
+    def __init__(self, now):
+        self.time = now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
 @pytest.fixture
 def clock(emu, monkeypatch):
     import google.auth._helpers
@@ -63,7 +72,7 @@ def clock(emu, monkeypatch):
 
     c = RequestClock(emu)
     # The emulator's token expiry and check, and google-auth's expiry (utcnow + expires_in), on the clock.
-    monkeypatch.setattr(emulator_auth, "time", types.SimpleNamespace(time=c.now))
+    monkeypatch.setattr(emulator_auth, "time", _TimeModule(c.now))
     monkeypatch.setattr(google.auth._helpers, "utcnow", c.utcnow)
     return c
 
