@@ -5,7 +5,7 @@ an emulator running as its own process under a profile (drive-like: 100 ms to th
 connection, 150 MB/s in all, 50 ms per metadata call). Then ``pyarrow.parquet.read_table(path, filesystem=fs,
 columns=[c])`` reads each column once, one at a time, in a shuffled order, through ``drivesync.fs.DriveFileSystem``
 (ranged GETs through a read-ahead cache). For each cache (drivesync://'s AdaptiveReadAhead, fsspec's readahead) and
-block size it reports:
+block size (fsspec's default is readahead with 5 MiB blocks) it reports:
 
 - the random-read throughput: the bytes of the column chunks asked for / the wall seconds of all the reads;
 - requests: the client's (Transport) and the emulator's (/_emulator/stats), in all and per column;
@@ -100,7 +100,8 @@ def run_once(server: Server, cache: str, block_size: int, order: list[str], size
     media = after["by_kind"].get("media", 0) - before["by_kind"].get("media", 0)
     client = per_column and sum(c["requests"] for c in per_column)
     return {
-        "cache": cache, "block_size": block_size, "columns": len(order), "column_bytes": asked, "wall_s": round(wall, 3),
+        "cache": cache, "block_size": block_size, "columns": len(order), "column_bytes": asked,
+        "wall_s": round(wall, 3),
         "random_read_MBps": round(asked / wall / 1e6, 1),
         "client_requests": client, "client_requests_before_reads": client_before,
         "emulator_requests": after["requests"] - before["requests"], "emulator_media_requests": media,
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--columns", type=int, default=None)
     ap.add_argument("--column-size", default=None, help="bytes per column (default 4M; --quick 1M)")
     ap.add_argument("--row-groups", type=int, default=4)
-    ap.add_argument("--configs", default="drivesync:1M,readahead:4M,readahead:1M",
+    ap.add_argument("--configs", default="drivesync:256K,readahead:5M,readahead:1M",
                     help="cache:block_size pairs to try; the first is drivesync://'s default")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="write the JSON lines here too")

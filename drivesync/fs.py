@@ -7,7 +7,8 @@ My Drive path, ``id:ID`` (and ``id:ID/below``), a Drive link, ``shared-with-me:N
 ``shared-drive:NAME/...``; ``shared-with-me:`` and ``shared-drive:`` list what can be named there. Storage
 options: ``credentials=FILE`` (else the usual order of auth.py), ``api_url=``, ``impersonate=``, ``drive_id=``
 (paths inside that shared drive), ``trash=`` (rm moves to Drive's trash, the default, or deletes for good),
-``block_size=`` and ``cache_type=`` (how files opened 'rb' read ahead), and any ``Settings`` field (``tps=``, ``range_size=``...).
+``block_size=`` and ``cache_type=`` (how files opened 'rb' read ahead), and any ``Settings`` field (``tps=``,
+``range_size=``...).
 
 What it reuses, so there is one HTTP stack and one set of rules: ``session.open_drive`` (Transport, pacer,
 retries, credentials), ``remote.locate``/``resolve_folder``/``fetch_listing`` (REMOTE's anchors, batched
@@ -30,6 +31,7 @@ survive both.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -37,6 +39,7 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 
 from fsspec import caching
@@ -46,7 +49,7 @@ from fsspec.spec import AbstractBufferedFile
 from . import config, download, locator, remote
 from .auth import Authorizer, find_credentials
 from .drive import FOLDER, RemoteFile
-from .errors import (AmbiguousPath, DriveError, DrivesyncError, NoWriteAccess, NotAFolder, RemoteNotFound,
+from .errors import (DriveError, DrivesyncError, NoWriteAccess, NotAFolder, RemoteNotFound,
                      TransferInterrupted, UsageError)
 from .session import open_drive
 from .state import Journal
@@ -55,6 +58,9 @@ from .upload import UploadTarget, upload_file
 
 MiB = 1024 * 1024
 PROTOCOL = "drivesync"
+#: A read that ends at a file's end and is at most this long is kept for the next open (a Parquet footer).
+TAIL_BYTES = 64 * 1024
+TAILS_KEPT = 128
 #: Listing roots that are not items: what others shared with this account, and its shared drives.
 SHARED_WITH_ME_ROOT = locator.SHARED_WITH_ME_PREFIX
 SHARED_DRIVE_ROOT = locator.SHARED_DRIVE_PREFIX
@@ -220,7 +226,8 @@ class DriveFileSystem(AsyncFileSystem):
 
     def __init__(self, credentials: str | None = None, api_url: str | None = None, *, impersonate: str | None = None,
                  drive_id: str | None = None, trash: bool = True, block_size: int | None = None,
-                 cache_type: str = AdaptiveReadAhead.name, asynchronous: bool = False, loop=None, batch_size=None, **kwargs):
+                 cache_type: str = AdaptiveReadAhead.name, asynchronous: bool = False, loop=None, batch_size=None,
+                 **kwargs):
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _SETTING_FIELDS}
         super().__init__(asynchronous=asynchronous, loop=loop, batch_size=batch_size, **kwargs)
         if credentials is not None and not isinstance(credentials, (str, os.PathLike)):
@@ -239,6 +246,10 @@ class DriveFileSystem(AsyncFileSystem):
         #: The id cache: path -> the item it names (shortcuts followed); ``_links``: path -> the shortcut itself.
         self._items: dict[str, RemoteFile] = {}
         self._links: dict[str, RemoteFile] = {}
+        #: The last bytes of recently read files (Parquet footers), by revision: a file opened again (pyarrow
+        #: opens it once per read_table) does not fetch its footer again.
+        self._tails: collections.OrderedDict = collections.OrderedDict()
+        self._tails_lock = threading.Lock()
         self._session_: _Session | None = None
         self._session_lock: asyncio.Lock | None = None
         self._session_lock_loop = None
@@ -567,6 +578,24 @@ class DriveFileSystem(AsyncFileSystem):
             raise TransferInterrupted(f"unexpected Content-Range {value!r} for bytes {pos}-")
         return int(total) if total.isdigit() else None
 
+    @staticmethod
+    def _revision(item: RemoteFile) -> tuple:
+        return item.id, item.size, item.md5, item.modified_time
+
+    def _tail(self, item: RemoteFile) -> bytes | None:
+        with self._tails_lock:
+            tail = self._tails.get(self._revision(item))
+            if tail is not None:
+                self._tails.move_to_end(self._revision(item))
+            return tail
+
+    def _keep_tail(self, item: RemoteFile, data: bytes) -> None:
+        with self._tails_lock:
+            self._tails[self._revision(item)] = data
+            self._tails.move_to_end(self._revision(item))
+            while len(self._tails) > TAILS_KEPT:
+                self._tails.popitem(last=False)
+
     def _forget_item(self, file_id: str) -> None:
         for p in [p for p, i in list(self._items.items()) if i.id == file_id]:
             self._items.pop(p, None)
@@ -642,8 +671,6 @@ class DriveFileSystem(AsyncFileSystem):
             existing = await self._item(rpath, fresh=True)
         except FileNotFoundError:
             existing = None
-        except AmbiguousPath:
-            raise
         if existing is not None:
             if existing.is_folder:
                 raise IsADirectoryError(errno.EISDIR, f"{rpath} is a folder on Drive", rpath)
@@ -849,8 +876,10 @@ class _DeferredPut:
 
 class DriveFile(AbstractBufferedFile):
     """A Drive file opened through fsspec. 'rb': ranged GETs through a read-ahead cache (AdaptiveReadAhead
-    unless ``cache_type=`` names one of fsspec's; seek anywhere). 'wb': bytes spooled to a local temporary file, uploaded (resumable, verified) on close, or
-    on the transaction's commit; nothing appears on Drive before."""
+    unless ``cache_type=`` names one of fsspec's; seek anywhere); a file's last bytes (up to TAIL_BYTES, a
+    Parquet footer) are kept by the file system for the next open of the same revision. 'wb': bytes spooled to
+    a local temporary file, uploaded (resumable, verified) on close, or on the transaction's commit; nothing
+    appears on Drive before."""
 
     def __init__(self, fs: DriveFileSystem, path, mode="rb", block_size=None, autocommit=True,
                  cache_type=AdaptiveReadAhead.name, cache_options=None, **kwargs):
@@ -866,7 +895,15 @@ class DriveFile(AbstractBufferedFile):
                          cache_options=cache_options, **kwargs)
 
     def _fetch_range(self, start, end):
-        return sync(self.fs.loop, self.fs._read_range, self._item, start, min(end, self.size), self.path)
+        end = min(end, self.size)
+        tail = self.fs._tail(self._item)
+        if tail is not None and start >= self.size - len(tail):
+            offset = self.size - len(tail)
+            return tail[start - offset:end - offset]
+        data = sync(self.fs.loop, self.fs._read_range, self._item, start, end, self.path)
+        if end == self.size and 0 < len(data) <= TAIL_BYTES:
+            self.fs._keep_tail(self._item, data)
+        return data
 
     def _initiate_upload(self):
         fd, self._spool_path = tempfile.mkstemp(prefix=".drivesync-fs-", suffix=".part")
