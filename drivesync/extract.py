@@ -6,6 +6,9 @@ them); the members still to extract are cut into runs of adjacent members (``arc
 is one ranged GET, run as a job of transfer.Transfers (its file and stream slots, so the memory bound of a
 pull holds: a stream holds at most ``io_buffer`` bytes, a member's decoded bytes are written in pieces of at
 most ``io_buffer``). A body cut mid-run resumes at the byte it reached (the decoder keeps its state).
+A span of at least ``multistream_cutoff`` (one large member, or a whole tar) comes as pieces of 2 * io_buffer
+fetched by ``streams_per_file`` streams at once and decoded in order (``read_in_order``); the pieces held wait
+for one of ``max_streams`` tokens, so they add at most (max_streams + transfers) * 2 * io_buffer to memory.
 tar, tar.gz, tar.bz2, tar.xz, tar.zst (with the ``zstandard`` extra): one stream, decompressed and extracted
 by tarfile on a worker thread as the bytes arrive (a bounded queue between them).
 
@@ -218,6 +221,72 @@ class LocalSource(Source):
         return bytes(out)
 
 
+async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piece: int, streams: int,
+                        tokens: asyncio.Semaphore) -> None:
+    """Bytes [start, end) fetched as pieces by up to ``streams`` streams at once, handed to ``sink`` in order:
+    one large member (or a tar) at the speed of several streams, although it is decoded front to back. A piece
+    waits for a token of ``tokens`` (shared by the run) unless it is the next one due, so the bytes held are
+    bounded by (tokens + jobs) * piece, and the piece due always goes ahead (no deadlock)."""
+    ranges = [(a, min(end, a + piece)) for a in range(start, end, piece)]
+    ready: dict[int, bytes] = {}
+    state = {"next": 0, "due": 0}
+    cond = asyncio.Condition()
+
+    async def worker():
+        while True:
+            i = state["next"]
+            if i >= len(ranges):
+                return
+            state["next"] += 1
+            async with cond:
+                await cond.wait_for(lambda: i < state["due"] + streams)
+            held = False
+            if i != state["due"]:
+                await tokens.acquire()
+                held = True
+            try:
+                buf = bytearray()
+
+                async def keep(chunk):
+                    buf.extend(chunk)
+
+                await source.read(ctx, *ranges[i], keep)
+                async with cond:
+                    ready[i] = (bytes(buf), held)
+                    held = False
+                    cond.notify_all()
+            finally:
+                if held:
+                    tokens.release()
+
+    async def emitter():
+        while state["due"] < len(ranges):
+            async with cond:
+                await cond.wait_for(lambda: state["due"] in ready)
+                data, held = ready.pop(state["due"])
+            try:
+                await sink(data)
+            finally:
+                if held:
+                    tokens.release()
+            async with cond:
+                state["due"] += 1
+                cond.notify_all()
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(streams, len(ranges)))]
+    tasks.append(asyncio.ensure_future(emitter()))
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for data, held in ready.values():
+            if held:
+                tokens.release()
+        raise
+
+
 class _Ctx:
     """A job context for the reads made before the transfer jobs start (the zip's tail and directory)."""
 
@@ -252,6 +321,18 @@ class Extractor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emit = _Members(self.subscribers)
         self._links: list[tuple[str, list[str], list[str], bool]] = []   # (name, parts, target parts, hard)
+        self._tokens: asyncio.Semaphore | None = None
+
+    async def _read(self, ctx, start: int, end: int, sink) -> None:
+        """A large span (one big member, a tar) through several streams in order; a small one as one stream."""
+        s = self.settings
+        if end - start >= s.multistream_cutoff and s.streams_per_file > 1:
+            if self._tokens is None:
+                self._tokens = asyncio.Semaphore(s.max_streams)
+            await read_in_order(self.source, ctx, start, end, sink, piece=2 * s.io_buffer,
+                                streams=s.streams_per_file, tokens=self._tokens)
+        else:
+            await self.source.read(ctx, start, end, sink)
 
     async def run(self) -> Extracted:
         self._loop = asyncio.get_running_loop()
@@ -453,7 +534,7 @@ class Extractor:
                     self.stats.archive_bytes += len(chunk)
                     ctx.progress(len(chunk))
 
-                await self.source.read(ctx, g.start, g.end, sink)
+                await self._read(ctx, g.start, g.end, sink)
             except BaseException:
                 await asyncio.to_thread(writer.abort)
                 raise
@@ -486,7 +567,7 @@ class Extractor:
             self.folders.enter()
             try:
                 try:
-                    await self.source.read(ctx, 0, size, sink)
+                    await self._read(ctx, 0, size, sink)
                     feed.put(None)
                 except _Stop:
                     pass

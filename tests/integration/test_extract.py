@@ -316,7 +316,7 @@ def dataset_tar(mode):
 
 
 def untarred(data, tmp_path):
-    ref = tmp_path / "reference"
+    ref = tmp_path / "reference-tar"
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
         t.extractall(ref)
     return tree(ref)
@@ -460,3 +460,28 @@ def test_kill_9_mid_extraction_leaves_only_whole_members_and_a_rerun_finishes(em
     assert again.ok and again.skipped >= len(landed) - 1
     assert tree(out) == reference
     no_partials(out)
+
+
+@pytest.mark.parametrize("ignored", [0, 3])
+def test_a_large_member_and_a_large_tar_come_through_several_streams_in_order(emulator, tmp_path, ignored):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("stored.bin", os.urandom(3 * MiB + 5), compress_type=zipfile.ZIP_STORED)
+        z.writestr("deflated.bin", os.urandom(2 * MiB) + bytes(1 * MiB), compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("small.txt", b"small")
+    data = buf.getvalue()
+    emulator.add_file("big.zip", data)
+    tar = dataset_tar("w:gz")
+    emulator.add_file("big.tar.gz", tar)
+    emulator.reset_stats()
+    emulator.configure(range_ignored_next=ignored)
+    knobs = dict(multistream_cutoff=1 * MiB, io_buffer=64 * 1024, streams_per_file=4, range_size=64 * MiB)
+    result = pull(emulator, "big.zip", tmp_path / "zip", **knobs)
+    assert result.ok, result.failed
+    assert tree(tmp_path / "zip") == unzipped(data, tmp_path)
+    # 128 KiB pieces: each large member took many requests, not one.
+    assert result.requests > 40
+    result = pull(emulator, "big.tar.gz", tmp_path / "tar", **knobs)
+    assert result.ok, result.failed
+    assert result.requests > 10 and result.bytes == len(tar)
+    assert tree(tmp_path / "tar") == untarred(tar, tmp_path)
