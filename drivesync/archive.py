@@ -81,6 +81,7 @@ class Member:
     offset: int              # absolute offset of its local header
     mode: int = 0            # unix mode bits when the archive was made on unix, else 0
     date_time: tuple = (1980, 1, 1, 0, 0, 0)
+    mtime: int | None = None  # from Info-ZIP's extended timestamp (UT) field: exact, UTC (else date_time, local)
     raw_name_len: int = 0
     span_end: int = 0        # where the next member (or the central directory) starts
     problem: str | None = None
@@ -190,7 +191,7 @@ def parse_directory(data: bytes, d: Directory) -> list[Member]:
         size, csize, offset = _zip64_extra(extra, size, csize, offset)
         mode = (external >> 16) if system == 3 else 0
         m = Member(index, name, method, flags, crc, csize, size, offset + d.base, mode=mode,
-                   date_time=_dos_time(ddate, dtime), raw_name_len=n_name)
+                   date_time=_dos_time(ddate, dtime), raw_name_len=n_name, mtime=_unix_mtime(extra))
         members.append(m)
     _spans(members, d.start)
     return members
@@ -212,6 +213,16 @@ def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int,
             return values[0], values[1], values[2]
         pos += 4 + n
     return size, csize, offset
+
+
+def _unix_mtime(extra: bytes) -> int | None:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, n = struct.unpack_from("<2H", extra, pos)
+        if tag == 0x5455 and n >= 5 and extra[pos + 4] & 1:
+            return struct.unpack_from("<l", extra, pos + 5)[0]
+        pos += 4 + n
+    return None
 
 
 def _dos_time(d: int, t: int) -> tuple:

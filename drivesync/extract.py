@@ -810,7 +810,7 @@ class _GroupWriter:
             if self.ex.durable:
                 fsync_fd(self.fd)
             self._close()
-            mtime = time.mktime(m.date_time + (0, 0, -1)) if m.date_time else None
+            mtime = m.mtime if m.mtime is not None else time.mktime(m.date_time + (0, 0, -1))
             self.ex._place(self.part, m.local, self.ex._key(f"zip{m.crc:08x}"), mtime, m.mode or 0o644)
             self.part = None
         except Refused as r:

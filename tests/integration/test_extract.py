@@ -4,6 +4,7 @@ cuts bodies changes nothing; hostile members are refused one line each and nothi
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -485,3 +486,23 @@ def test_a_large_member_and_a_large_tar_come_through_several_streams_in_order(em
     assert result.ok, result.failed
     assert result.requests > 10 and result.bytes == len(tar)
     assert tree(tmp_path / "tar") == untarred(tar, tmp_path)
+
+
+@pytest.mark.skipif(not (shutil.which("zip") and shutil.which("unzip")), reason="needs Info-ZIP's zip and unzip")
+def test_an_info_zip_archive_lands_exactly_as_unzip_d_puts_it(emulator, tmp_path):
+    src = tmp_path / "src"
+    (src / "data" / "nested").mkdir(parents=True)
+    (src / "data" / "a.txt").write_bytes(b"a" * 10_000)
+    (src / "data" / "nested" / "b.bin").write_bytes(os.urandom(300_000))
+    (src / "data" / "empty").mkdir()
+    os.symlink("a.txt", src / "data" / "link-to-a")
+    subprocess.run(["zip", "-q", "-r", "-y", str(tmp_path / "made.zip"), "data"], cwd=src, check=True)
+    data = (tmp_path / "made.zip").read_bytes()
+    emulator.add_file("made.zip", data)
+    result = pull(emulator, "made.zip", tmp_path / "ours")
+    assert result.ok, result.failed
+    subprocess.run(["unzip", "-q", str(tmp_path / "made.zip"), "-d", str(tmp_path / "theirs")], check=True)
+    assert tree(tmp_path / "ours") == tree(tmp_path / "theirs")
+    assert os.path.islink(tmp_path / "ours" / "data" / "link-to-a")
+    for rel in ("data/a.txt", "data/nested/b.bin"):      # the exact mtime of Info-ZIP's UT field, as unzip sets it
+        assert os.stat(tmp_path / "ours" / rel).st_mtime == os.stat(tmp_path / "theirs" / rel).st_mtime

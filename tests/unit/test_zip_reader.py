@@ -190,3 +190,30 @@ def test_any_zip_zipfile_writes_reads_back(content):
         return
     _, out = read_members(make_zip(content))
     assert out == dict(content)
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes data descriptors after each member (as streaming zippers do)."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.buf += b
+        return len(b)
+
+
+def test_members_with_data_descriptors():
+    sink = _Unseekable()
+    content = [("a.bin", os.urandom(5000)), ("b.txt", b"b" * 20_000), ("c", b"")]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in content:
+            z.writestr(name, data)
+    data = bytes(sink.buf)
+    assert b"PK\x07\x08" in data                     # the descriptors are there
+    members, out = read_members(data)
+    assert all(m.flags & 0x08 for m in members)
+    assert out == dict(content)
