@@ -4,8 +4,9 @@ One Parquet file of COLUMNS float64 columns (random values: nothing compresses) 
 an emulator running as its own process under a profile (drive-like: 100 ms to the first media byte, 25 MB/s per
 connection, 150 MB/s in all, 50 ms per metadata call). Then ``pyarrow.parquet.read_table(path, filesystem=fs,
 columns=[c])`` reads each column once, one at a time, in a shuffled order, through ``drivesync.fs.DriveFileSystem``
-(ranged GETs through a read-ahead cache). For each cache (drivesync://'s AdaptiveReadAhead, fsspec's readahead) and
-block size (fsspec's default is readahead with 5 MiB blocks) it reports:
+(ranged GETs through a read-ahead cache); the 'parts' row reads through ``fsspec.parquet.open_parquet_file``
+instead, which fetches a column's chunks all at once with ``fs.cat_ranges``. For each cache (drivesync://'s
+AdaptiveReadAhead, fsspec's readahead) and block size (fsspec's default is readahead, 5 MiB blocks) it reports:
 
 - the random-read throughput: the bytes of the column chunks asked for / the wall seconds of all the reads;
 - requests: the client's (Transport) and the emulator's (/_emulator/stats), in all and per column;
@@ -72,12 +73,13 @@ def stats(server: Server) -> dict:
 
 
 def run_once(server: Server, cache: str, block_size: int, order: list[str], sizes: dict[str, int], expect) -> dict:
+    import fsspec.parquet
     import pyarrow.parquet as pq
 
-    from drivesync.fs import DriveFileSystem
+    from drivesync.fs import AdaptiveReadAhead, DriveFileSystem
 
     fs = DriveFileSystem(credentials=server.credentials, api_url=server.url, block_size=block_size,
-                         cache_type=cache, skip_instance_cache=True)
+                         cache_type=AdaptiveReadAhead.name if cache == "parts" else cache, skip_instance_cache=True)
     path = "bench/table.parquet"
     fs.info(path)                                   # resolving the path is not part of the reads
     client_before = fs._session_.drive.t.stats.requests
@@ -87,7 +89,13 @@ def run_once(server: Server, cache: str, block_size: int, order: list[str], size
     for name in order:
         t0 = time.perf_counter()
         r0 = fs._session_.drive.t.stats.requests
-        table = pq.read_table(path, filesystem=fs, columns=[name])
+        if cache == "parts":
+            # fsspec.parquet: the footer, then every chunk of the column fetched at once (fs.cat_ranges)
+            with fsspec.parquet.open_parquet_file(path, fs=fs, columns=[name], engine="pyarrow",
+                                                  footer_sample_size=64 * 1024) as f:
+                table = pq.read_table(f, columns=[name])
+        else:
+            table = pq.read_table(path, filesystem=fs, columns=[name])
         per_column.append({"column": name, "s": round(time.perf_counter() - t0, 3),
                            "requests": fs._session_.drive.t.stats.requests - r0})
         if not expect(name, table):
@@ -117,8 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--columns", type=int, default=None)
     ap.add_argument("--column-size", default=None, help="bytes per column (default 4M; --quick 1M)")
     ap.add_argument("--row-groups", type=int, default=4)
-    ap.add_argument("--configs", default="drivesync:256K,readahead:5M,readahead:1M",
-                    help="cache:block_size pairs to try; the first is drivesync://'s default")
+    ap.add_argument("--configs", default="drivesync:256K,readahead:5M,readahead:1M,parts:256K",
+                    help="cache:block_size pairs to try; the first is drivesync://'s default; 'parts' reads "
+                         "through fsspec.parquet.open_parquet_file instead of read_table(filesystem=fs)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="write the JSON lines here too")
     args = ap.parse_args(argv)
