@@ -211,8 +211,9 @@ async def _anchor(drive: Drive, loc: Locator, original: Locator) -> tuple[Remote
                 raise NoAccess(f"not found on Drive: {original.parts[0]} (nothing of that name at the top of My Drive, "
                                f"and no file or folder with that id is visible to {who}; if it is someone else's, "
                                f"ask its owner to share it with {who})") from None
-            what = "this link" if locator.is_url(original.text.strip()) else f"id:{loc.file_id}"
-            raise NoAccess(f"{who} cannot see {what} (id:{loc.file_id}): it does not exist or is not shared with "
+            what = (f"this link (id:{loc.file_id})" if locator.is_url(original.text.strip())
+                    else f"id:{loc.file_id}")
+            raise NoAccess(f"{who} cannot see {what}: no file or folder with that id exists or is shared with "
                            f"{who}; ask its owner to share it with {who}") from None
         if item.trashed:
             raise RemoteNotFound(f"id:{loc.file_id} ({item.name!r}) is in the trash")
@@ -346,15 +347,15 @@ async def resolve_folder(drive: Drive, remote: str | Locator, *, create: bool = 
 
 
 async def push_target(drive: Drive, remote: str | Locator, filename: str, *,
-                      drive_id: str | None = None) -> tuple[RemoteFile, str]:
+                      drive_id: str | None = None, create: bool = True) -> tuple[RemoteFile, str]:
     """Where one local file goes: (the Drive folder, the name on Drive). REMOTE is a folder to put it in
     (a trailing '/', an existing folder, an id or a link) or the file's new path (its last name is not a
-    folder on Drive)."""
+    folder on Drive). ``create=False`` (a dry run): a missing folder raises RemoteNotFound instead."""
     original = remote if isinstance(remote, Locator) else locator.parse(remote, drive_id=drive_id)
     loc = await _decide_bare(drive, original)
     single_shared = loc.anchor == locator.SHARED_WITH_ME and len(loc.parts) == 1
     if loc.parts and not loc.wants_folder and not single_shared:
-        parent = await resolve_folder(drive, loc.parent())
+        parent = await resolve_folder(drive, loc.parent(), create=create)
         name = loc.parts[-1]
         matches = await _children_named(drive, parent, name)
         folders = [m for m in matches if _is_folderish(m)]
@@ -365,7 +366,7 @@ async def push_target(drive: Drive, remote: str | Locator, filename: str, *,
         folder = await _follow(drive, folders[0])
         await _check_writable(drive, folder, loc.describe())
         return folder, filename
-    return await resolve_folder(drive, loc), filename
+    return await resolve_folder(drive, loc, create=create), filename
 
 
 # -- walking a tree ---------------------------------------------------------------------------------
