@@ -120,6 +120,11 @@ def test_dask_reads_many_files_in_parallel_with_threads(emulator, so, shards):
     stats = fs._session_.drive.t.stats
     assert stats.by_status[206] + stats.by_status[200] >= 20      # every shard read, by ranged GETs
     assert stats.retries == 0
+    # Parquet shards written through drivesync:// by Dask, read back as one frame.
+    frame.to_parquet("drivesync://data/as-parquet", storage_options=so, compute=True)
+    assert len(fs.glob("data/as-parquet/*.parquet")) == 20
+    back = dd.read_parquet("drivesync://data/as-parquet", storage_options=so).compute(scheduler="threads")
+    pd.testing.assert_frame_equal(back.sort_values(["shard", "x"]).reset_index(drop=True), _frame(shards))
     fs.close()
 
 
