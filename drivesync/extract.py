@@ -287,6 +287,16 @@ async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piec
         raise
 
 
+class MemorySource(Source):
+    """An archive small enough to have come whole with its tail: its members are read from those bytes."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    async def read(self, ctx, start: int, end: int, sink) -> None:
+        await sink(self.data[start:end])
+
+
 class _Ctx:
     """A job context for the reads made before the transfer jobs start (the zip's tail and directory)."""
 
@@ -454,6 +464,8 @@ class Extractor:
             raise BadArchive(f"{self.item.name} is not a zip archive ({size} bytes)")
         start, end = archive.tail_range(size)
         tail = await self.source.fetch(ctx, start, end)
+        if start == 0:
+            self.source = MemorySource(tail)       # the whole archive came with its tail: no second fetch
         where = archive.find_directory(tail, start, size)
         if isinstance(where, tuple):
             where = archive.zip64_directory(await self.source.fetch(ctx, *where), where[0], archive_size=size)
@@ -531,7 +543,8 @@ class Extractor:
             try:
                 async def sink(chunk):
                     await asyncio.to_thread(writer.feed, chunk)
-                    self.stats.archive_bytes += len(chunk)
+                    if not isinstance(self.source, MemorySource):   # those bytes were counted with the tail
+                        self.stats.archive_bytes += len(chunk)
                     ctx.progress(len(chunk))
 
                 await self._read(ctx, g.start, g.end, sink)

@@ -506,3 +506,18 @@ def test_an_info_zip_archive_lands_exactly_as_unzip_d_puts_it(emulator, tmp_path
     assert os.path.islink(tmp_path / "ours" / "data" / "link-to-a")
     for rel in ("data/a.txt", "data/nested/b.bin"):      # the exact mtime of Info-ZIP's UT field, as unzip sets it
         assert os.stat(tmp_path / "ours" / rel).st_mtime == os.stat(tmp_path / "theirs" / rel).st_mtime
+
+
+def test_a_zip_smaller_than_its_tail_read_comes_in_one_request(emulator, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(20):
+            z.writestr(f"f{i}.txt", f"file {i}\n".encode() * 100)
+    data = buf.getvalue()
+    assert len(data) < 65_536
+    emulator.add_file("small.zip", data)
+    emulator.reset_stats()
+    result = pull(emulator, "small.zip", tmp_path / "out")
+    assert result.ok and result.done == 20 and result.bytes == len(data)
+    assert tree(tmp_path / "out") == unzipped(data, tmp_path)
+    assert emulator.stats()["by_kind"]["media"] == 1       # the tail read was the whole archive: no second fetch
