@@ -35,6 +35,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import logging
 import mimetypes
 import os
 import shutil
@@ -55,6 +56,8 @@ from .session import open_drive
 from .state import Journal
 from .transfer import JobContext, Transfers
 from .upload import UploadTarget, upload_file
+
+log = logging.getLogger("drivesync")
 
 MiB = 1024 * 1024
 PROTOCOL = "drivesync"
@@ -285,6 +288,7 @@ class DriveFileSystem(AsyncFileSystem):
             if current is not None and current.loop is loop:
                 return current
             chosen = await asyncio.to_thread(find_credentials, self.credentials, subject=self.impersonate)
+            log.info("credentials: %s", chosen.source)
             authorizer = Authorizer(chosen, give_up_after=self.settings.give_up_after)
             stack = contextlib.AsyncExitStack()
             drive = await stack.enter_async_context(open_drive(self.settings, authorizer=authorizer))

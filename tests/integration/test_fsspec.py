@@ -231,6 +231,18 @@ def test_missing_paths_folders_and_docs_are_the_errors_fsspec_expects(emulator, 
         fs.ls("d/Notes/below")
 
 
+def test_credentials_and_settings_that_cannot_work_are_one_line(emulator, tmp_path):
+    from drivesync.errors import AuthError, UsageError
+
+    with pytest.raises(UsageError) as caught:
+        DriveFileSystem(api_url=emulator.url, tps=-1, skip_instance_cache=True)
+    assert "\n" not in str(caught.value)
+    fs = DriveFileSystem(credentials=str(tmp_path / "missing.json"), api_url=emulator.url, skip_instance_cache=True)
+    with pytest.raises(AuthError) as caught:
+        fs.ls("")
+    assert "missing.json" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_zip_member_through_fsspec_chaining(emulator, so):
     emu = emulator
     buf = io.BytesIO()
