@@ -701,6 +701,7 @@ class Downloader:
                             chunk = await content.readany()
                             if not chunk:
                                 break
+                            await self.drive.t.throttle(len(chunk))
                             self.counters.received += len(chunk)
                             if skip:
                                 if len(chunk) <= skip:
@@ -793,6 +794,7 @@ class Exporter:
                             chunk = await response.content.readany()
                             if not chunk:
                                 break
+                            await self.drive.t.throttle(len(chunk))
                             buf += chunk
                             if len(buf) >= self.settings.io_buffer:
                                 await asyncio.to_thread(pf.write, pos, buf)

@@ -49,6 +49,36 @@ def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, retry
     return delay
 
 
+class Bandwidth:
+    """--bwlimit: at most ``rate`` bytes per second across every transfer of a run, in both directions.
+
+    A TokenBucket whose tokens are bytes, holding one second's worth (so a run never bursts beyond one
+    second of its rate). ``delay(n, now)`` is the pure part: it reserves ``n`` bytes and says how long to
+    wait before they may move; ``spend(n)`` waits that long. Readers call it after taking bytes off a socket
+    (the unread rest waits in the kernel, and TCP slows the sender), writers before sending them."""
+
+    def __init__(self, rate: float, *, clock=time.monotonic, sleep=asyncio.sleep):
+        if not rate > 0:
+            raise ValueError("a bandwidth limit must be positive")
+        self.rate = float(rate)
+        self.bucket = TokenBucket(self.rate, self.rate)
+        self._clock = clock
+        self._sleep = sleep
+        #: Bytes that went through and seconds waited, for tests and -v.
+        self.bytes = 0
+        self.waited = 0.0
+
+    def delay(self, nbytes: int, now: float) -> float:
+        self.bytes += nbytes
+        return self.bucket.take(now, float(nbytes)) if nbytes > 0 else 0.0
+
+    async def spend(self, nbytes: int) -> None:
+        wait = self.delay(nbytes, self._clock())
+        if wait > 0:
+            self.waited += wait
+            await self._sleep(wait)
+
+
 class Pacer:
     """Paces all requests of one account: a bucket for every request and one for writes."""
 

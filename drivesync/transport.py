@@ -29,7 +29,7 @@ from .auth import Authorizer
 from .config import Settings
 from .errors import (BAD_ANSWER, Action, DriveError, DriveUnreachable, StorageFull, TransferInterrupted, classify,
                      hint_for)
-from .pacer import Pacer, backoff_delay
+from .pacer import Bandwidth, Pacer, backoff_delay
 
 log = logging.getLogger("drivesync.transport")
 
@@ -190,6 +190,8 @@ class Transport:
         self.pacer = pacer or Pacer(settings.tps, settings.write_tps, burst=settings.tps_burst,
                                     write_burst=settings.write_burst)
         self.stats = TransportStats()
+        #: --bwlimit: request bodies wait here before they are sent, media bodies after each read (throttle).
+        self.bandwidth = Bandwidth(settings.bwlimit) if settings.bwlimit else None
         self._session: aiohttp.ClientSession | None = None
         self.on_retry = on_retry
         #: monotonic time of the last answer with an ok status (the give-up clock restarts there).
@@ -237,6 +239,8 @@ class Transport:
         tries = tries or _Tries(self, method, what)
         while True:
             await self.pacer.wait(write=write)
+            if self.bandwidth is not None and isinstance(payload, (bytes, bytearray, memoryview)) and payload:
+                await self.bandwidth.spend(len(payload))
             token = await self.authorizer.token() if self.authorizer else None
             if token:
                 send_headers["Authorization"] = f"Bearer {token}"
@@ -276,6 +280,11 @@ class Transport:
                     error = parse_error(response.status, response.headers, body, method=method, what=what,
                                         host=host)
             await tries.after(error, token)
+
+    async def throttle(self, nbytes: int) -> None:
+        """Count ``nbytes`` of a body just read against --bwlimit (waits when over it); free without one."""
+        if self.bandwidth is not None:
+            await self.bandwidth.spend(nbytes)
 
     async def request(self, method: str, url: str, *, ok: Iterable[int] = (200,), what: str = "",
                       **kwargs) -> Reply:
