@@ -201,12 +201,12 @@ def _seed_and_pull(emu, workdir: str, target: str, *, images: int, zip_size: int
     indent = " " * len(step)
     files = sample_project(images=images, zip_size=zip_size)
     total = sum(len(d) for d in files.values())
-    say(f"{step}uploading a sample project ({len(files)} files, {total / 1e6:.0f} MB) through the Drive API ...")
+    say(f"{step}uploading a sample project ({len(files)} files, {_size(total)}) through the Drive API ...")
     seed_settings = Settings(api_url=emu.url, write_tps=1000.0, write_burst=100, tps=1000.0)
     asyncio.run(upload_project(seed_settings, emu.credentials, files, "sample-project"))
     emu.configure(**DRIVE_LIKE)
     say(f"{indent}pulling sample-project/ into {target} (the emulator now limits like Drive: "
-        "25 MB/s per connection, 150 MB/s in all, 200 requests/s)")
+        f"{_rate(25e6)} per connection, {_rate(150e6)} in all, 200 requests/s)")
     journal = Journal(os.path.join(workdir, "journal.db"))
     try:
         return pull("sample-project/", target, credentials=emu.credentials, api_url=emu.url,
@@ -480,8 +480,8 @@ def run_story(target: str = "drivesync-demo", *, progress: bool | None = None, i
             report.restore = json.loads(out)
             report.restored = sorted(os.listdir(rt2.local))
             say(f"  [runtime-2] restored {', '.join(report.restored)}: "
-                f"{report.restore['bytes'] / 1e6:.1f} MB in {report.restore['seconds']:.2f} s "
-                f"= {report.restore['mb_per_s']:.1f} MB/s")
+                f"{_size(report.restore['bytes'])} in {report.restore['seconds']:.2f} s "
+                f"= {_rate(report.restore['bytes_per_s'])}")
             folders = [n for n in report.restored if n.startswith("checkpoint-")]
             if len(folders) != 1:
                 raise DrivesyncError(f"the demo expected one checkpoint folder after --latest, got {folders}")
@@ -517,15 +517,27 @@ def run_story(target: str = "drivesync-demo", *, progress: bool | None = None, i
     return report
 
 
+def _size(n: float) -> str:
+    from .progress import human_bytes
+
+    return human_bytes(n)
+
+
+def _rate(bytes_per_s: float) -> str:
+    from .progress import human_rate
+
+    return human_rate(bytes_per_s)
+
+
 def story_summary(report: StoryReport) -> list[str]:
     """The closing lines: every number here was measured in this run."""
     p = report.project
     lines = ["summary (every figure measured in this run):",
-             f"  pull of the project:   {p.done} files, {p.bytes / 1e6:.1f} MB in {p.seconds:.1f} s = {p.mb_per_s:.1f} MB/s"]
+             f"  pull of the project:   {p.done} files, {_size(p.bytes)} in {p.seconds:.1f} s = {_rate(p.bytes_per_s)}"]
     if report.restore:
         r = report.restore
-        lines.append(f"  restore (--latest):    {len(report.restored)} items, {r['bytes'] / 1e6:.1f} MB in "
-                     f"{r['seconds']:.2f} s = {r['mb_per_s']:.1f} MB/s; newest checkpoint step {report.restored_step}, "
+        lines.append(f"  restore (--latest):    {len(report.restored)} items, {_size(r['bytes'])} in "
+                     f"{r['seconds']:.2f} s = {_rate(r['bytes_per_s'])}; newest checkpoint step {report.restored_step}, "
                      "nothing older")
     if report.lags:
         lines.append(f"  checkpoint complete -> durable on Drive: median {statistics.median(report.lags):.1f} s, "

@@ -1,7 +1,9 @@
 """Progress bars and the end-of-run summary, fed by transfer.Event (pull and push share it).
 
 One bar for bytes and files (rate, ETA), one bar per large file in flight (at most ``max_file_bars``,
-so thousands of small files never make thousands of bars), and ``summary_line`` for the end. Uses
+so thousands of small files never make thousands of bars), and ``summary_line`` for the end.
+One unit system everywhere, binary as rclone prints it: sizes in B, KiB, MiB, GiB (``human_bytes``), rates in
+the same units per second (``human_rate``), bars in tqdm's 1024-based units ('MiB', 'MiB/s'). Uses
 ``tqdm.auto`` so it renders as widgets in a notebook. It never decides anything about transfers.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Progress:
         self.retries = 0
         self.waiting_for = ""
         self._file_bars = FileBars(positions=range(1, max_file_bars + 1), file=self.file, disable=disable)
-        self.main = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+        self.main = tqdm(total=total_bytes, unit="iB", unit_scale=True, unit_divisor=1024, desc=desc,
                          file=self.file, disable=disable, dynamic_ncols=True, position=0)
         self._postfix()
 
@@ -97,7 +99,7 @@ class FileBars:
             return
         position = self._free.pop()
         name = path if len(path) <= 40 else "..." + path[-37:]
-        bar = self._tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+        bar = self._tqdm(total=total or None, unit="iB", unit_scale=True, unit_divisor=1024, desc=name,
                          file=self.file, disable=self.disable, leave=False, position=position, dynamic_ncols=True)
         bar.drivesync_position = position
         self._bars[path] = bar
@@ -130,13 +132,18 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
+def human_rate(bytes_per_s: float) -> str:
+    """'150.2 MiB/s': a rate in human_bytes' units."""
+    return f"{human_bytes(bytes_per_s)}/s"
+
+
 def plural(n: int, word: str) -> str:
     """'1 file', '2 files', '0 files'."""
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def summary_line(result, verb: str = "pulled") -> str:
-    """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries'."""
+    """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MiB/s, 2 retries'."""
     if getattr(result, "dry_run", False):
         # What it would do, counted from the plan it listed; nothing moved, so no time or rate.
         text = (f"{verb} {plural(result.planned, 'file')} ({human_bytes(result.planned_bytes)}), "
@@ -153,7 +160,8 @@ def summary_line(result, verb: str = "pulled") -> str:
     if getattr(result, "filtered", 0):
         extra.append(f"{result.filtered} filtered out")
     parts[0] += f" ({', '.join(extra)})"
-    parts.append(f"{human_bytes(result.bytes)} in {result.seconds:.1f} s = {result.mb_per_s:.1f} MB/s")
+    rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
+    parts.append(f"{human_bytes(result.bytes)} in {result.seconds:.1f} s = {human_rate(rate)}")
     parts.append(f"{result.retries} retries")
     return "; ".join([", ".join(parts)] + odd_answer_notes(result))
 

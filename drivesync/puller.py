@@ -83,18 +83,24 @@ class PullResult:
         return not self.failed
 
     @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
     def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+        """Decimal MB/s (10^6 bytes), kept for scripts that read it; everything printed is binary (MiB/s)."""
+        return self.bytes_per_s / 1e6
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["failed"] = [asdict(f) for f in self.failed]
         d["ok"] = self.ok
         d["mb_per_s"] = round(self.mb_per_s, 3)
+        d["bytes_per_s"] = round(self.bytes_per_s, 1)
         return d
 
     def __str__(self) -> str:
-        """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s, 2 retries -> /content/data'."""
+        """'pulled 12 files (3 skipped, 0 failed), 1.2 GiB in 8.1 s = 150.2 MiB/s, 2 retries -> /content/data'."""
         text = bars_.summary_line(self, 'would pull' if self.dry_run else ('extracted' if self.extract else 'pulled'))
         if self.download_disabled:
             text += (f"; {self.download_disabled} {'file' if self.download_disabled == 1 else 'files'} "

@@ -85,5 +85,5 @@ def test_demo_command_plays_the_story_and_exits_0(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert code == 0, err
     assert "RUNTIME LOST at step 60" in err and "resuming at step 41" in err
-    assert "median" in err and "worst" in err and "MB/s" in err
+    assert "median" in err and "worst" in err and "MiB/s" in err
     assert "demo wall time:" in err.strip().splitlines()[-2]

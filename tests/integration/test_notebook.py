@@ -182,7 +182,7 @@ def test_results_print_one_summary_line(emulator, tmp_path):
     again = pull(emu, "ds", out)
     text = repr(first)
     assert text.startswith("PullResult(pulled 3 files (0 skipped, 0 failed), ") and text.endswith(f"-> {out})")
-    assert " in " in text and "MB/s" in text
+    assert " in " in text and "iB/s" in text          # binary units (KiB/s, MiB/s), as everywhere
     assert str(again).startswith("pulled 0 files (3 skipped, 0 failed)")
     html = first._repr_html_()
     assert "pulled 3 files" in html and "<code" in html
