@@ -2,26 +2,47 @@
 
 ``classify(status, reason)`` is pure: it maps Drive's answer to RETRY, REFRESH_AUTH or FAIL.
 The transport applies it to every request; nothing else re-decides. Messages never carry tokens.
+
+Each error type carries the exit code the CLI ends with (rclone's table where it fits; README "Exit codes"):
+0 ok, 1 any other error, 2 usage, 3 not found (REMOTE on Drive or LOCAL on disk), 5 temporary (Drive
+unreachable or failing until --give-up-after: try again later), 6 some files failed (the rest were
+transferred), 7 fatal (credentials missing or rejected, Drive full, no write access: retrying will not help),
+9 nothing transferred (only with --error-on-no-transfer), 130 interrupted. 4 (rclone: file not found) and 8
+(rclone: --max-transfer reached) are not used: drivesync cannot tell a missing file from a missing folder
+before it finds either, and has no transfer quota.
 """
 from __future__ import annotations
 
 import enum
 
 
+#: The CLI's exit codes (see the module docstring).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+EXIT_TEMPORARY, EXIT_SOME_FAILED, EXIT_FATAL, EXIT_NO_TRANSFER, EXIT_INTERRUPTED = 5, 6, 7, 9, 130
+
+
 class DrivesyncError(Exception):
     """An error with a one-line message meant for the user (the CLI prints it and exits non-zero)."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
 
 class UsageError(DrivesyncError):
     """Bad input: a malformed flag, an unwritable target, a path that cannot be used."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class RemoteNotFound(DrivesyncError):
     """A remote path or id that does not exist."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class LocalNotFound(UsageError):
+    """LOCAL (what push uploads) does not exist (a UsageError for callers, exit 3 as not found)."""
+
+    exit_code = EXIT_NOT_FOUND
 
 
 class NotAFolder(DrivesyncError):
@@ -41,11 +62,13 @@ class NoWriteAccess(DrivesyncError):
     """Push into a folder this account may only read (capabilities.canAddChildren=false, or Drive's
     403 insufficientFilePermissions)."""
 
+    exit_code = EXIT_FATAL
+
 
 class AuthError(DrivesyncError):
     """Credentials that cannot work (missing, malformed, revoked): says what to run instead."""
 
-    exit_code = 3
+    exit_code = EXIT_FATAL
 
 
 class DriveError(DrivesyncError):
@@ -61,6 +84,16 @@ class DriveError(DrivesyncError):
         self.what = what
         self.host = host
         super().__init__(self.describe())
+
+    @property
+    def exit_code(self) -> int:
+        """404: not found (3); an error that passes with time (rate limits, 5xx, today's quota): 5; else 1."""
+        if self.status == 404:
+            return EXIT_NOT_FOUND
+        if classify(self.status, self.reason) is Action.RETRY or self.reason in ("downloadQuotaExceeded",
+                                                                                 "dailyLimitExceeded"):
+            return EXIT_TEMPORARY
+        return EXIT_ERROR
 
     def describe(self) -> str:
         """'Drive answered 403 storageQuotaExceeded: The user's ... (upload x)', or for status 0
@@ -98,10 +131,14 @@ class StopsTheRun(DrivesyncError):
 class StorageFull(StopsTheRun):
     """403 storageQuotaExceeded: the account's Drive is full; no upload can succeed."""
 
+    exit_code = EXIT_FATAL
+
 
 class DriveUnreachable(StopsTheRun):
     """Drive kept failing (no connection, 5xx, unreadable answers) for longer than ``give_up_after``
     seconds without any progress: the whole run stops with one line naming the host and the last error."""
+
+    exit_code = EXIT_TEMPORARY
 
 
 class JournalError(StopsTheRun):

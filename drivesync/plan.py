@@ -7,6 +7,9 @@ For each remote file at its local path:
   record and skip, else download and replace it atomically;
 - ``download`` / ``export``: missing or different;
 - ``conflict``: a local folder stands where a file must go (reported as a failure, nothing removed).
+``compare`` says what makes a local file the same as Drive's (rclone's flags): 'default' (the journal's word,
+else size and md5), 'checksum' (--checksum: size and md5, always hashed, the journal not trusted),
+'size' (--size-only: equal size is enough, nothing hashed).
 With ``delete``: local files under LOCAL that Drive no longer has (and that the filters do not exclude)
 are removed, never partials, never anything outside LOCAL, never through a symlink.
 
@@ -14,6 +17,7 @@ are removed, never partials, never anything outside LOCAL, never through a symli
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import stat as _stat
 from dataclasses import dataclass, field
@@ -78,11 +82,27 @@ def unchanged(record: SyncedRecord | None, entry: Entry, st: os.stat_result) -> 
     return record.remote_modified == entry.item.modified_time
 
 
+def modified_epoch(text: str | None) -> float | None:
+    """Drive's modifiedTime ('2024-05-01T12:00:00.000Z') -> epoch seconds, or None."""
+    if not text:
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=_dt.timezone.utc)).timestamp()
+
+
+COMPARE_MODES = ("default", "checksum", "size")
+
+
 def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter: Filter | None = None,
               delete: bool = False, lstat: Callable[[str], os.stat_result] = os.lstat,
-              protect: frozenset[str] = frozenset()) -> Plan:
+              protect: frozenset[str] = frozenset(), compare: str = "default") -> Plan:
     """Actions that make ``root`` a verified copy of ``tree`` (``records``: journal rows under root;
     ``protect``: absolute paths --delete must never remove, e.g. the journal if it lives under root)."""
+    if compare not in COMPARE_MODES:
+        raise UsageError(f"unknown compare mode {compare!r}")
     root = os.path.abspath(root)
     filter = filter or Filter()
     plan = Plan(root=root)
@@ -95,7 +115,8 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
         if entry.kind == "folder":
             remote_dirs.add(local)
             continue
-        if filter.active and not filter.wants(entry.path):
+        if filter.active and not filter.wants_file(entry.path, entry.item.size,
+                                                   modified_epoch(entry.item.modified_time)):
             plan.filtered += 1
             continue
         wanted_files.add(local)
@@ -112,8 +133,13 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
             plan.conflicts.append(Action("conflict", local, entry, "a local folder is in the way"))
             continue
         record = records.get(local)
-        if _stat.S_ISREG(st.st_mode) and unchanged(record, entry, st):
+        if _stat.S_ISREG(st.st_mode) and compare != "checksum" and unchanged(record, entry, st):
             plan.skips.append(Action("skip", local, entry))
+            continue
+        if ((compare == "size" or (compare == "checksum" and not entry.item.md5))   # rclone: no hash, size only
+                and _stat.S_ISREG(st.st_mode) and entry.kind != "doc"
+                and entry.item.size is not None and entry.item.size == st.st_size):
+            plan.skips.append(Action("skip", local, entry, "same size (--size-only)"))
             continue
         if entry.kind == "doc":
             plan.transfers.append(Action("export", local, entry, "changed on Drive or not from us"))
@@ -121,8 +147,9 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
         known_different = (
             not _stat.S_ISREG(st.st_mode)                                # a symlink or special file: replace
             or (entry.item.size is not None and st.st_size != entry.item.size)
-            or (record is not None and record.file_id == entry.item.id and record.size == st.st_size
-                and record.mtime_ns == st.st_mtime_ns and record.md5 != entry.item.md5)  # ours, content changed
+            or (compare != "checksum" and record is not None and record.file_id == entry.item.id
+                and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns
+                and record.md5 != entry.item.md5)  # ours, content changed
         )
         if known_different or not entry.item.md5:
             plan.transfers.append(Action("download", local, entry, "differs"))
@@ -177,8 +204,17 @@ def _deletions(root: str, wanted: set[str], remote_dirs: set[str], filter: Filte
             if names.is_partial(name) or path in wanted:
                 continue
             rel = os.path.relpath(path, root).replace(os.sep, "/")
-            if filter.active and not filter.wants(rel):
+            if filter.active and not _local_wanted(filter, rel, path):
                 continue  # excluded files are left alone (rclone: only --delete-excluded removes them)
             if names.inside(root, os.path.dirname(path)):
                 out.append(Action("delete", path, None, "gone from Drive"))
     return out
+
+
+def _local_wanted(filter: Filter, rel: str, path: str) -> bool:
+    """The filters applied to a local file (its own size and mtime), as rclone applies them to the destination."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return filter.wants_file(rel)
+    return filter.wants_file(rel, st.st_size, st.st_mtime)

@@ -163,13 +163,14 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                      progress: bool | None = None, subscribers: Iterable = (), journal: Journal | None = None,
                      extract: bool = False, keep_archive: bool = False, shard: str | tuple | None = None,
                      authorizer=None, latest: bool = False, drive_id: str | None = None,
-                     **setting_overrides) -> PullResult:
+                     compare: str = "default", **setting_overrides) -> PullResult:
     """The coroutine behind ``pull``; see the module docstring. ``setting_overrides`` are Settings fields
     (``transfers=16``, ``api_url=...``). ``latest=True``: REMOTE is a folder of checkpoints; bring only
     the newest checkpoint of each numbered series and what carries no step (restore.py). ``progress``:
     None (default) draws bars in a notebook or on a terminal only, True/False forces them on/off.
     ``remote``: any form locator.py reads (a My Drive path, id:ID, a Drive link, shared-with-me:NAME/...,
-    shared-drive:NAME/...); ``drive_id``: REMOTE is a path inside that shared drive."""
+    shared-drive:NAME/...); ``drive_id``: REMOTE is a path inside that shared drive. ``compare``: what makes a
+    local file the same as Drive's, 'default', 'checksum' or 'size' (plan.py; --checksum, --size-only)."""
     if latest and delete:
         raise UsageError("--latest and --delete do not go together (older checkpoints are not gone from Drive)")
     started = time.monotonic()
@@ -226,7 +227,8 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         try:
             protect = frozenset(str(journal.path) + s for s in ("", "-wal", "-shm"))
             records = journal.synced_under(root) if os.path.isdir(root) else {}
-            plan = make_plan(tree, root, records=records, filter=filt, delete=delete, protect=protect)
+            plan = make_plan(tree, root, records=records, filter=filt, delete=delete, protect=protect,
+                             compare=compare)
             blocked = _not_downloadable(plan)
             result.download_disabled = len(blocked)
             result.filtered = plan.filtered

@@ -22,7 +22,7 @@ from typing import Iterable
 from .completion import is_temporary
 from .config import Settings, from_environment
 from .drive import Drive, RemoteFile, quote
-from .errors import DriveError, DrivesyncError, JournalError, NotAFolder, UsageError
+from .errors import EXIT_SOME_FAILED, DriveError, DrivesyncError, JournalError, LocalNotFound, NotAFolder, UsageError
 from .filters import Filter
 from .locator import parse as parse_remote
 from .remote import push_target, resolve_folder
@@ -42,6 +42,8 @@ LIST_FIELDS = f"nextPageToken,files({ITEM_FIELDS})"
 
 class PushFailed(DrivesyncError):
     """Some files could not be uploaded (the others were). ``result`` says which."""
+
+    exit_code = EXIT_SOME_FAILED
 
     def __init__(self, result: "PushResult"):
         self.result = result
@@ -64,21 +66,44 @@ class PushResult:
     verified_by_goog_hash: int = 0
     verified_by_size_only: int = 0
     seconds: float = 0.0             # wall time of push()/push_async()
+    filtered: int = 0                # left out by --include/--exclude/--files-from/--min-size/... (counted, never sent)
+    dry_run: bool = False
+    plan: list[str] = field(default_factory=list)   # with dry_run: what would happen, one line each
+    planned: int = 0                 # with dry_run: files that would be uploaded
+    planned_bytes: int = 0           # with dry_run: their bytes
+
+    def to_dict(self) -> dict:
+        """What ``push --json`` prints."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["failed"] = [{"path": path, "reason": reason} for path, reason in self.failed]
+        d["ok"] = self.ok
+        d["bytes_per_s"] = round(self.bytes_uploaded / self.seconds, 1) if self.seconds > 0 else 0.0
+        return d
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
     def __str__(self) -> str:
-        """'pushed 3 files (2 unchanged, 0 failed), 1.2 GiB in 8.1 s = 150.2 MB/s -> run42/checkpoints'."""
-        from .progress import human_bytes, odd_answer_notes, plural
+        """'pushed 3 files (2 unchanged, 0 failed), 1.2 GiB in 8.1 s = 150.2 MiB/s -> run42/checkpoints'."""
+        from .progress import human_bytes, human_rate, odd_answer_notes, plural
 
+        filtered = f", {self.filtered} filtered out" if self.filtered else ""
+        if self.dry_run:
+            # What it would do, counted from the plan it listed; nothing moved, so no time or rate.
+            trash = f", {len(self.deleted)} to trash" if self.deleted else ""
+            return (f"would push {plural(self.planned, 'file')} ({human_bytes(self.planned_bytes)}), "
+                    f"{len(self.skipped)} unchanged{trash}{filtered} -> {self.remote}")
         extra = [f"{len(self.skipped)} unchanged", f"{len(self.failed)} failed"]
         if self.deleted:
             extra.append(f"{len(self.deleted)} trashed")
-        rate = self.bytes_uploaded / 1e6 / self.seconds if self.seconds > 0 else 0.0
+        if self.filtered:
+            extra.append(f"{self.filtered} filtered out")
+        rate = self.bytes_uploaded / self.seconds if self.seconds > 0 else 0.0
         text = (f"pushed {plural(len(self.uploaded), 'file')} ({', '.join(extra)}), {human_bytes(self.bytes_uploaded)} "
-                f"in {self.seconds:.1f} s = {rate:.1f} MB/s")
+                f"in {self.seconds:.1f} s = {human_rate(rate)}")
         return "; ".join([text] + odd_answer_notes(self)) + f" -> {self.remote}"
 
     def __repr__(self) -> str:
@@ -90,8 +115,10 @@ class PushResult:
         return result_html(str(self), self.ok, [f"{path}: {error}" for path, error in self.failed])
 
     def summary(self) -> str:
+        from .progress import human_bytes
+
         text = (f"pushed {self.local} -> {self.remote}: {len(self.uploaded)} uploaded "
-                f"({self.bytes_uploaded / 1e6:.1f} MB), {len(self.skipped)} unchanged")
+                f"({human_bytes(self.bytes_uploaded)}), {len(self.skipped)} unchanged")
         if self.deleted:
             text += f", {len(self.deleted)} trashed"
         if self.failed:
@@ -128,7 +155,8 @@ class Pusher:
     """
 
     def __init__(self, drive: Drive, journal: Journal, local_root: str, remote_root_id: str, *,
-                 exclude: Iterable[str] = (), chunk_size: int | None = None, copy_links: bool = False):
+                 exclude: Iterable[str] = (), chunk_size: int | None = None, copy_links: bool = False,
+                 filter: Filter | None = None, compare: str = "default"):
         self.drive = drive
         self.journal = journal
         self.local_root = os.path.abspath(local_root)
@@ -136,7 +164,13 @@ class Pusher:
         self.copy_links = copy_links
         #: What the last local_files() left out: symlinks leading out of the root, broken ones, loops.
         self.links_skipped: dict[str, int] = {}
-        self.filter = Filter.from_lists(exclude=exclude)
+        #: Paths, sizes and ages that are part of the push (--include/--exclude/--files-from/--min-size/...).
+        self.filter = filter if filter is not None else Filter.from_lists(exclude=exclude)
+        #: What makes Drive's file the same as ours: 'default' (size and md5; the journal's md5 for a file
+        #: unchanged since it was hashed), 'checksum' (size and md5, always hashed), 'size' (size only).
+        self.compare = compare
+        #: Files local_files() left out by the size and age filters.
+        self.filtered = 0
         self.chunk_size = chunk_size
         self._folders: dict[str, str] = {"": remote_root_id}
         self._listings: dict[str, dict[str, list[RemoteFile]]] = {}
@@ -249,17 +283,9 @@ class Pusher:
         same_name = children.get(name, [])
         if any(c.is_folder for c in same_name):
             raise NotAFolder(f"{rel}: Drive has a folder with that name; not replacing it with a file")
-        binaries = [c for c in same_name if not c.is_google_doc]
-        existing = self._pick(path, binaries)
-        local_md5 = None
-        if existing is not None and existing.size == st.size and existing.md5:
-            local_md5 = await self._md5(path, st)
-            if local_md5 == existing.md5:
-                self._record(path, existing, local_md5, st)
-                return "skip", existing
-        elif existing is not None and existing.size == st.size and self._unchanged_without_md5(path, existing, st):
-            # Drive gives no md5 for this file: the journal vouches that we put these very bytes there and
-            # that Drive's file has not changed since (same id, size and modifiedTime).
+        existing = self._pick(path, [c for c in same_name if not c.is_google_doc])
+        same, local_md5, _why = await self.same_on_drive(path, st, existing)
+        if same:
             return "skip", existing
         target = UploadTarget(name=name, parent_id=parent_id, file_id=existing.id if existing else None)
         try:
@@ -274,6 +300,30 @@ class Pusher:
         # Without Drive's md5 the journal keeps ours (the upload's, verified by integrity's rule), for the next skip.
         self._record(path, remote, remote.md5 or stats.md5 or None, st)
         return "done", remote
+
+    async def same_on_drive(self, path: str, st: LocalStat, existing: RemoteFile | None,
+                            *, record: bool = True) -> tuple[bool, str | None, str]:
+        """Is ``existing`` (Drive's file of this name, or None) the same as the local file, per ``compare``?
+        Returns (same, the local md5 when it was computed, why it is sent: 'new' or 'changed'). A file found
+        the same by its md5 is journaled (``record``) so the next push need not hash it again."""
+        if existing is None:
+            return False, None, "new"
+        if existing.size != st.size:
+            return False, None, "changed"
+        if self.compare == "size":
+            return True, None, ""
+        if existing.md5:
+            local_md5 = await self._md5(path, st)
+            if local_md5 == existing.md5:
+                if record:
+                    self._record(path, existing, local_md5, st)
+                return True, local_md5, ""
+            return False, local_md5, "changed"
+        if self.compare == "checksum":
+            return True, None, ""          # Drive has no hash: size only (as rclone's --checksum falls back)
+        # Drive gives no md5 for this file: the journal vouches that we put these very bytes there and
+        # that Drive's file has not changed since (same id, size and modifiedTime).
+        return self._unchanged_without_md5(path, existing, st), None, "changed"
 
     def _unchanged_without_md5(self, path: str, existing: RemoteFile, st: LocalStat) -> bool:
         record = self.journal.synced(path)
@@ -293,7 +343,7 @@ class Pusher:
         return candidates[0]
 
     async def _md5(self, path: str, st: LocalStat) -> str:
-        record = self.journal.synced(path)
+        record = self.journal.synced(path) if self.compare != "checksum" else None
         if record and record.md5 and record.size == st.size and record.mtime_ns == st.mtime_ns:
             return record.md5
         return await asyncio.to_thread(file_md5, path)
@@ -427,6 +477,7 @@ class Pusher:
         anywhere with ``copy_links``; others are left out and counted in ``links_skipped`` ('outside',
         'broken', 'loop': a folder link to a folder it is already inside)."""
         out = []
+        self.filtered = 0
         skipped = {"outside": 0, "broken": 0, "loop": 0}
         root_real = os.path.realpath(self.local_root)
         base = self.local_path(rel_dir)
@@ -451,15 +502,19 @@ class Pusher:
                             continue
                     is_dir = entry.is_dir()       # follows a link that passed the rule above
                     if is_dir:
-                        if not self.wanted(rel + "/"):
+                        if any(is_temporary(p) for p in rel.split("/")) or not self.filter.wants_folder(rel):
                             continue
                         real = real or os.path.realpath(entry.path)
                         if real in chain:
                             skipped["loop"] += 1
                             continue
                         stack.append((entry.path, rel, chain | {real}))
-                    elif entry.is_file() and self.wanted(rel):
-                        out.append((rel, entry.stat().st_size))
+                    elif entry.is_file() and not any(is_temporary(part) for part in rel.split("/")):
+                        st = entry.stat()
+                        if self.filter.wants_file(rel, st.st_size, st.st_mtime):
+                            out.append((rel, st.st_size))
+                        else:
+                            self.filtered += 1
                 except FileNotFoundError:
                     continue
         self.links_skipped = {k: v for k, v in skipped.items() if v}
@@ -505,7 +560,7 @@ async def resolve_root(drive: Drive, remote: str, *, create: bool = True, drive_
 def _check_local(local: str) -> str:
     path = os.path.abspath(os.path.expanduser(local))
     if not os.path.exists(path):
-        raise UsageError(f"no such file or folder: {local}")
+        raise LocalNotFound(f"no such file or folder: {local}")
     if not (os.path.isdir(path) or os.path.isfile(path)):
         raise UsageError(f"{local} is neither a regular file nor a folder")
     if not os.access(path, os.R_OK):
@@ -525,12 +580,19 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
                      transfers: int | None = None, chunk_size: int | None = None, upload_cutoff: int | None = None,
                      exclude: Iterable[str] = (), delete: bool = False, subscribers=(), journal: Journal | None = None,
                      drive: Drive | None = None, progress: bool | None = None, copy_links: bool = False,
-                     drive_id: str | None = None) -> PushResult:
+                     drive_id: str | None = None, include: Iterable[str] = (), filter: Filter | None = None,
+                     compare: str = "default", dry_run: bool = False) -> PushResult:
     """Upload ``local`` (a file or a folder) to ``remote`` (any REMOTE form locator.py reads: a path under
     My Drive, id:ID, a link, shared-with-me:NAME/..., shared-drive:NAME/...; ``drive_id``: a path inside
-    that shared drive). See ``push``."""
+    that shared drive). ``filter`` (filters.Filter) or ``include``/``exclude`` choose the files; ``compare``
+    is 'default', 'checksum' or 'size' (see Pusher.compare); ``dry_run`` lists what would be uploaded (and
+    trashed) in ``result.plan`` and changes nothing on Drive. See ``push``."""
+    from .plan import COMPARE_MODES
     from .progress import wanted
 
+    if compare not in COMPARE_MODES:
+        raise UsageError(f"unknown compare mode {compare!r} (one of {', '.join(COMPARE_MODES)})")
+    filter = filter if filter is not None else Filter.from_lists(include, exclude)
     started = time.monotonic()
     subscribers = list(subscribers)
     progress = wanted(progress)
@@ -543,14 +605,14 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
     journal = journal or Journal()
     try:
         if drive is not None:
-            result = await _push(drive, journal, path, remote, settings, exclude, delete, subscribers, progress,
-                                 copy_links, drive_id=drive_id)
+            result = await _push(drive, journal, path, remote, settings, filter, delete, subscribers, progress,
+                                 copy_links, drive_id=drive_id, compare=compare, dry_run=dry_run)
         else:
             from .session import open_drive
 
             async with open_drive(settings, credentials=credentials, subject=impersonate) as opened:
-                result = await _push(opened, journal, path, remote, settings, exclude, delete, subscribers, progress,
-                                     copy_links, drive_id=drive_id)
+                result = await _push(opened, journal, path, remote, settings, filter, delete, subscribers, progress,
+                                     copy_links, drive_id=drive_id, compare=compare, dry_run=dry_run)
         result.seconds = time.monotonic() - started
         return result
     finally:
@@ -558,27 +620,45 @@ async def push_async(local: str, remote: str | None = None, *, settings: Setting
             journal.close()
 
 
-async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings: Settings, exclude, delete: bool,
-                subscribers, progress: bool = False, copy_links: bool = False,
-                drive_id: str | None = None) -> PushResult:
-    result = PushResult(local=path, remote=remote or "/")
+async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings: Settings, filter: Filter,
+                delete: bool, subscribers, progress: bool = False, copy_links: bool = False,
+                drive_id: str | None = None, compare: str = "default", dry_run: bool = False) -> PushResult:
+    from .errors import RemoteNotFound
+
+    result = PushResult(local=path, remote=remote or "/", dry_run=dry_run)
     single: str | None = None
+    create = not dry_run        # a dry run creates no folder: a missing one means every file in it is new
     if os.path.isdir(path):
-        root_id = await resolve_root(drive, remote, drive_id=drive_id)
-        pusher = Pusher(drive, journal, path, root_id, exclude=exclude, chunk_size=settings.upload_chunk_size,
-                        copy_links=copy_links)
+        try:
+            root_id = await resolve_root(drive, remote, drive_id=drive_id, create=create)
+        except RemoteNotFound:
+            if create:
+                raise
+            root_id = None
+        pusher = Pusher(drive, journal, path, root_id, chunk_size=settings.upload_chunk_size,
+                        copy_links=copy_links, filter=filter, compare=compare)
         files = pusher.local_files()
+        result.filtered = pusher.filtered
         if pusher.links_warning():
             log.warning("%s", pusher.links_warning())
     else:
         # A file: REMOTE is a folder to put it in (trailing '/', or an existing folder) or its new path.
-        folder, name = await push_target(drive, remote, os.path.basename(path), drive_id=drive_id)
-        root_id = folder.id
-        pusher = Pusher(drive, journal, os.path.dirname(path), root_id, exclude=exclude,
-                        chunk_size=settings.upload_chunk_size)
+        try:
+            folder, name = await push_target(drive, remote, os.path.basename(path), drive_id=drive_id,
+                                             create=create)
+            root_id = folder.id
+        except RemoteNotFound:
+            if create:
+                raise
+            root_id, name = None, os.path.basename(path)
+        pusher = Pusher(drive, journal, os.path.dirname(path), root_id, chunk_size=settings.upload_chunk_size,
+                        filter=filter, compare=compare)
         single = path      # one file, perhaps under another name on Drive
         files = [(name, os.path.getsize(path))]
-    result.remote_id = root_id
+    result.remote_id = root_id or ""
+    if dry_run:
+        await _plan_push(pusher, result, files, single, delete and os.path.isdir(path))
+        return result
 
     def job_for(rel: str, size: int) -> Job:
         async def run(ctx: JobContext) -> str:
@@ -629,6 +709,29 @@ async def _push(drive: Drive, journal: Journal, path: str, remote: str, settings
                     await pusher.trash(rel)
                     result.deleted.append(rel)
     return result
+
+
+async def _plan_push(pusher: Pusher, result: PushResult, files: list[tuple[str, int]], single: str | None,
+                     delete: bool) -> None:
+    """--dry-run: decide each file as the push would (same comparison), upload nothing, change nothing."""
+    for rel, size in files:
+        path = single or pusher.local_path(rel)
+        existing = await pusher.find(rel)
+        if existing is not None and existing.is_folder:
+            result.failed.append((rel, "Drive has a folder with that name; not replacing it with a file"))
+            continue
+        same, _md5, why = await pusher.same_on_drive(path, LocalStat.of(path), existing, record=False)
+        if same:
+            result.skipped.append(rel)
+            continue
+        result.plan.append(f"upload   {rel} ({size} bytes)  [{why}]")
+        result.planned += 1
+        result.planned_bytes += size
+    if delete and pusher.remote_root_id is not None:
+        for rel in await pusher.extra_remote("", set(os.listdir(pusher.local_root))):
+            if pusher.wanted(rel) or not os.path.exists(pusher.local_path(rel)):
+                result.plan.append(f"trash    {rel}")
+                result.deleted.append(rel)
 
 
 def push(local: str, remote: str | None = None, **options) -> PushResult:

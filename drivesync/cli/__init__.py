@@ -6,8 +6,10 @@ DrivesyncError into one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 
 from ..errors import DrivesyncError
@@ -16,7 +18,33 @@ from ..errors import DrivesyncError
 COMMANDS = ("demo", "pull", "push", "ls", "status", "flush", "stop", "whoami", "login", "authorize")
 
 
+#: What every --help ends with; errors.py gives each error type its code.
+EXIT_CODES = ("exit codes (as rclone's where they fit): 0 ok; 1 an error not listed here; 2 usage (a bad flag "
+              "or value); 3 not found (REMOTE on Drive, LOCAL on disk); 5 temporary (Drive unreachable or "
+              "failing until --give-up-after: try again later); 6 some files failed, the rest were transferred; "
+              "7 fatal (credentials missing or rejected, Drive full, no write access); 9 nothing transferred "
+              "(only with --error-on-no-transfer); 130 interrupted")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Every option that takes a value says its default: the help text does ('(default 32, or
+    $DRIVESYNC_TRANSFERS)'), or argparse's own default is added; on/off flags are off unless given."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.nargs == 0 or action.default in (None, argparse.SUPPRESS, False, [])
+                or not action.option_strings):
+            return text
+        return f"{text} (default {action.default})"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        if kwargs.get("add_help", True) and "epilog" not in kwargs:
+            kwargs["epilog"] = EXIT_CODES
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, exit 2, like every other bad input
         self.exit(2, f"drivesync: error: {message}\n")
 
@@ -69,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING,
                         format="%(message)s", stream=sys.stderr)
     try:
-        return int(args.func(args) or 0)
+        with _access_token(args):
+            return int(args.func(args) or 0)
     except DrivesyncError as exc:
         print(f"drivesync: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -81,6 +110,32 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"drivesync: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _access_token(args):
+    """--access-token reaches auth.find_credentials as $DRIVESYNC_ACCESS_TOKEN (so a background watcher inherits
+    it without its value on a command line), for this command only; never printed."""
+    from ..auth import ACCESS_TOKEN_ENV
+    from ..errors import UsageError
+
+    token = getattr(args, "access_token", None)
+    if token is None:
+        yield
+        return
+    if not token.strip():
+        raise UsageError("--access-token is empty")
+    if getattr(args, "credentials", None):
+        raise UsageError("--access-token and --credentials name two sources of credentials: give one")
+    before = os.environ.get(ACCESS_TOKEN_ENV)
+    os.environ[ACCESS_TOKEN_ENV] = token.strip()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ACCESS_TOKEN_ENV, None)
+        else:
+            os.environ[ACCESS_TOKEN_ENV] = before
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def register(subparsers, name: str) -> None:
 
 def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-secrets", metavar="FILE",
-                   help="your OAuth client (Desktop app) JSON from the Cloud console; or $DRIVESYNC_CLIENT_SECRETS")
+                   help="your OAuth client (Desktop app) JSON from the Cloud console (default "
+                        "$DRIVESYNC_CLIENT_SECRETS)")
     p.add_argument("--scope", choices=SCOPE_CHOICES, default="drive",
                    help="Drive access to ask for (default: drive, full access)")
     p.add_argument("--auth-uri", metavar="URL", help="authorization endpoint (default Google's, or $DRIVESYNC_AUTH_URI)")

@@ -6,17 +6,8 @@ import asyncio
 import json
 import sys
 
-from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, local_path, positive_float, positive_int,
-                     size)
-
-
-class _FilterRule(argparse.Action):
-    """--include / --exclude keep their command-line order in one list (first match wins, like rclone)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        rules = list(getattr(namespace, "filter_rules", None) or [])
-        rules.append((self.const, values))
-        namespace.filter_rules = rules
+from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, add_transfer_flags, local_path,
+                     positive_float, positive_int, selection, setting_default, size)
 
 
 def register(subparsers, name: str) -> None:
@@ -39,19 +30,19 @@ def register(subparsers, name: str) -> None:
     p.add_argument("remote", metavar="REMOTE")
     p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path)
     add_remote_flags(p)
-    p.add_argument("--transfers", type=positive_int, metavar="N", help="files downloaded at once")
+    p.add_argument("--transfers", type=positive_int, metavar="N",
+                   help="files downloaded at once " + setting_default("transfers"))
     p.add_argument("--streams", type=positive_int, metavar="N", dest="streams_per_file",
-                   help="parallel byte ranges for one large file")
-    p.add_argument("--max-streams", type=positive_int, metavar="N", help="open download streams in all")
-    p.add_argument("--range-size", type=size, metavar="SIZE", help="bytes per ranged request (e.g. 64M)")
+                   help="parallel byte ranges for one large file " + setting_default("streams_per_file"))
+    p.add_argument("--max-streams", type=positive_int, metavar="N",
+                   help="open download streams in all " + setting_default("max_streams"))
+    p.add_argument("--range-size", type=size, metavar="SIZE",
+                   help="bytes per ranged request (e.g. 64M; binary units) " + setting_default("range_size"))
     p.add_argument("--multistream-cutoff", type=size, metavar="SIZE",
-                   help="files at least this large are fetched as parallel ranges")
-    p.add_argument("--tps", type=positive_float, metavar="N", help="requests per second at most")
-    p.add_argument("--include", action=_FilterRule, const=True, metavar="GLOB", dest="filter_rules",
-                   help="only files matching GLOB (rclone syntax; repeatable)")
-    p.add_argument("--exclude", action=_FilterRule, const=False, metavar="GLOB", dest="filter_rules",
-                   help="leave out files matching GLOB (repeatable; rules apply in the order given)")
-    p.add_argument("--dry-run", action="store_true", help="print what would happen, write nothing")
+                   help="files at least this large are fetched as parallel ranges "
+                        + setting_default("multistream_cutoff"))
+    p.add_argument("--tps", type=positive_float, metavar="N",
+                   help="requests per second at most " + setting_default("tps"))
     p.add_argument("--latest", action="store_true",
                    help="REMOTE is a folder of checkpoints: bring the newest one (by step) and the files "
                         "that carry no step, nothing older")
@@ -65,11 +56,10 @@ def register(subparsers, name: str) -> None:
     p.add_argument("--shard", metavar="RANK/WORLD",
                    help="pull only this node's share of the tree (0-based; WORLD nodes together pull one copy, "
                         "split by bytes); 'auto' reads RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/SLURM_NTASKS; "
-                        "paced at --tps / WORLD unless --tps is given")
+                        "paced at --tps / WORLD unless --tps is given (default: the whole tree)")
     p.add_argument("--export-formats", metavar="LIST",
                    help="export Docs as the first of these that fits (default docx,xlsx,pptx,svg)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_transfer_flags(p, verb="downloaded")
     add_connection_flags(p)
     p.set_defaults(func=run_pull, filter_rules=[])
 
@@ -80,8 +70,7 @@ def _range_size(value):
 
 def run_pull(args) -> int:
     from ..config import from_environment
-    from ..errors import UsageError
-    from ..filters import Filter
+    from ..errors import EXIT_NO_TRANSFER, EXIT_SOME_FAILED, UsageError
     from ..puller import pull
 
     if args.range_size is not None and args.range_size < 1:
@@ -89,14 +78,17 @@ def run_pull(args) -> int:
     settings = from_environment(api_url=args.api_url, transfers=args.transfers,
                                 streams_per_file=args.streams_per_file, max_streams=args.max_streams,
                                 range_size=args.range_size, multistream_cutoff=args.multistream_cutoff,
-                                tps=args.tps, give_up_after=args.give_up_after)
+                                tps=args.tps, give_up_after=args.give_up_after, bwlimit=args.bwlimit,
+                                list_concurrency=args.list_concurrency)
+    filt, compare = selection(args)
+    bars = False if (args.quiet or args.json or args.dry_run) else (True if args.progress else None)
     result = pull(args.remote, args.local, settings=settings, credentials=args.credentials,
-                  impersonate=args.impersonate,
-                  filter=Filter(args.filter_rules), dry_run=args.dry_run, delete=args.delete,
+                  impersonate=args.impersonate, compare=compare,
+                  filter=filt, dry_run=args.dry_run, delete=args.delete,
                   skip_gdocs=args.skip_gdocs, export_formats=args.export_formats, latest=args.latest,
                   drive_id=args.drive_id,
                   extract=args.extract, keep_archive=args.keep_archive, shard=args.shard,
-                  progress=False if (args.quiet or args.json or args.dry_run) else None)  # None: on a terminal
+                  progress=bars)  # None: on a terminal
     if args.dry_run and not args.json:
         for line in result.plan:
             print(line)
@@ -111,7 +103,11 @@ def run_pull(args) -> int:
         print(str(result), file=sys.stderr)      # the summary, and where the files went (-> LOCAL)
     for failure in result.failed:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return EXIT_SOME_FAILED
+    if args.error_on_no_transfer and not (result.planned if args.dry_run else result.done):
+        return EXIT_NO_TRANSFER
+    return 0
 
 
 def run_ls(args) -> int:

@@ -5,8 +5,8 @@ import os
 import sys
 import time
 
-from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, local_path, positive_float, positive_int,
-                     size)
+from .common import (REMOTE_FORMS, add_connection_flags, add_remote_flags, add_transfer_flags, local_path,
+                     positive_float, positive_int, selection, setting_default, size)
 
 
 def register(sub, name: str) -> None:
@@ -17,10 +17,10 @@ def register(sub, name: str) -> None:
                                        "new revisions.")
         p.add_argument("local", metavar="LOCAL", type=local_path)
         p.add_argument("remote", metavar="REMOTE", nargs="?")
-        p.add_argument("--transfers", type=positive_int, help="files uploaded at once (default 4)")
-        p.add_argument("--chunk-size", type=size, help="resumable chunk size, a multiple of 256K (default 16M)")
-        p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                       help="never upload paths matching GLOB (rclone syntax; repeatable)")
+        p.add_argument("--transfers", type=positive_int, metavar="N",
+                       help="files uploaded at once " + setting_default("upload_transfers"))
+        p.add_argument("--chunk-size", type=size, metavar="SIZE",
+                       help="resumable chunk size, a multiple of 256K " + setting_default("upload_chunk_size"))
         p.add_argument("--delete", action="store_true",
                        help="move Drive files that no longer exist locally to the trash")
         p.add_argument("-L", "--copy-links", action="store_true",
@@ -30,19 +30,20 @@ def register(sub, name: str) -> None:
         w.add_argument("--settle", type=positive_float, default=None,
                        help="seconds unchanged after which a file or checkpoint folder is complete (default 15)")
         w.add_argument("--complete-marker", metavar="NAME",
-                       help="a checkpoint folder is complete when this file appears in it (e.g. trainer_state.json)")
+                       help="a checkpoint folder is complete when this file appears in it (e.g. trainer_state.json; "
+                            "default: none, a folder is complete when it settles)")
         w.add_argument("--keep-last", type=positive_int, metavar="N",
-                       help="keep only the N newest numbered checkpoints on Drive (others go to the trash)")
+                       help="keep only the N newest numbered checkpoints on Drive (others go to the trash; "
+                            "default: keep all)")
         w.add_argument("--poll", action="store_true", help="poll the folder instead of using inotify")
         w.add_argument("--background", action="store_true",
                        help="detach; see 'drivesync status', wait with 'drivesync flush', end with 'drivesync stop'")
         p.add_argument("--no-progress", action="store_true",
                        help="no progress bars (--watch still prints a line per checkpoint made durable)")
-        p.add_argument("-q", "--quiet", action="store_true",
-                       help="no bars and no per-checkpoint lines; only warnings, errors and the summary")
+        add_transfer_flags(p, verb="uploaded")
         add_remote_flags(p)
         add_connection_flags(p)
-        p.set_defaults(func=run_push)
+        p.set_defaults(func=run_push, filter_rules=[])
     elif name == "status":
         p = sub.add_parser("status", help="what background watchers have queued, in flight and done")
         p.add_argument("--json", action="store_true", help="print the raw status")
@@ -50,14 +51,15 @@ def register(sub, name: str) -> None:
     elif name == "flush":
         p = sub.add_parser("flush", help="wait until background watchers have put everything complete on Drive")
         p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path, help="only the watcher of this folder")
-        p.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
+        p.add_argument("--timeout", type=positive_float, help="give up after this many seconds (default: wait)")
         p.set_defaults(func=run_flush)
     elif name == "stop":
         p = sub.add_parser("stop", help="flush a background watcher, then stop it",
                            description="Wait until the watcher of LOCAL has put everything complete on Drive, "
                                        "then stop it. Without LOCAL: the one running watcher (several: name one).")
         p.add_argument("local", metavar="LOCAL", nargs="?", type=local_path, help="the folder the watcher watches")
-        p.add_argument("--timeout", type=positive_float, help="stop waiting after this many seconds")
+        p.add_argument("--timeout", type=positive_float,
+                       help="stop waiting after this many seconds (default: wait)")
         p.set_defaults(func=run_stop)
 
 
@@ -96,6 +98,14 @@ def run_push(args) -> int:
         return _push_once(args)
     if args.drive_id:
         raise UsageError("--drive-id does not go with --watch; write REMOTE as shared-drive:DRIVE NAME/path")
+    for flag in ("files_from", "min_size", "max_size", "max_age", "min_age"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} does not go with --watch (a watcher uploads what completes)")
+    for flag in ("checksum", "size_only", "dry_run", "json", "error_on_no_transfer"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not go with --watch")
+    if any(include for (include, _kind), _value in args.filter_rules):
+        raise UsageError("--include and --include-from do not go with --watch (--exclude does)")
     if args.copy_links:
         raise UsageError("--copy-links does not go with --watch (a watcher never follows links out of LOCAL)")
     return _watch(args)
@@ -106,27 +116,53 @@ def _connection(args) -> dict:
 
     return dict(credentials=args.credentials, impersonate=args.impersonate, api_url=args.api_url,
                 transfers=args.transfers, chunk_size=args.chunk_size,
-                settings=from_environment(give_up_after=args.give_up_after))
+                settings=from_environment(give_up_after=args.give_up_after, bwlimit=args.bwlimit,
+                                          list_concurrency=args.list_concurrency))
+
+
+def _excludes(args) -> list[str]:
+    """The --exclude / --exclude-from patterns, in order (what a watcher takes)."""
+    filt, _compare = selection(args)
+    return [rule.pattern for rule in filt.rules if not rule.include]
 
 
 def _push_once(args) -> int:
+    import json
+
+    from ..errors import EXIT_NO_TRANSFER
     from ..pusher import PushFailed, push
 
-    close, subscribers = _progress_subscriber(not (args.no_progress or args.quiet) and sys.stderr.isatty())
+    filt, compare = selection(args)
+    quiet_output = args.no_progress or args.quiet or args.json or args.dry_run
+    close, subscribers = _progress_subscriber(not quiet_output and (args.progress or sys.stderr.isatty()))
     started = time.monotonic()
     try:
-        result = push(args.local, args.remote, exclude=args.exclude, delete=args.delete, subscribers=subscribers,
-                      progress=False, copy_links=args.copy_links, drive_id=args.drive_id, **_connection(args))  # the CLI draws its own bar (--no-progress)
+        result = push(args.local, args.remote, filter=filt, compare=compare, dry_run=args.dry_run,
+                      delete=args.delete, subscribers=subscribers, progress=False, copy_links=args.copy_links,
+                      drive_id=args.drive_id, **_connection(args))  # the CLI draws its own bar (--no-progress)
     except PushFailed as exc:
         if close:
             close()
-        print(exc.result.summary())
+        if args.json:
+            print(json.dumps(exc.result.to_dict(), indent=2))
+        else:
+            print(str(exc.result) if args.dry_run else exc.result.summary())
         for path, error in exc.result.failed[:20]:
             print(f"failed: {path}: {error}", file=sys.stderr)
         raise
     if close:
         close()
-    print(f"{result.summary()} in {time.monotonic() - started:.1f} s")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.dry_run:
+        for line in result.plan:
+            print(line)
+        if not args.quiet:
+            print(str(result))           # 'would push 3 files (1.2 MiB), 2 unchanged -> REMOTE'
+    elif not args.quiet:
+        print(f"{result.summary()} in {time.monotonic() - started:.1f} s")
+    if args.error_on_no_transfer and not (result.planned if args.dry_run else result.uploaded):
+        return EXIT_NO_TRANSFER
     return 0
 
 
@@ -150,7 +186,8 @@ def _watch(args) -> int:
     for info in stale:
         daemon.prune(info)
     options = WatchOptions(settle=args.settle or DEFAULT_SETTLE_S, complete_marker=args.complete_marker,
-                           exclude=tuple(args.exclude), delete=args.delete, keep_last=args.keep_last, poll=args.poll)
+                           exclude=tuple(_excludes(args)), delete=args.delete, keep_last=args.keep_last,
+                           poll=args.poll)
     directory = daemon.watch_dir(args.local)
     background = os.environ.get("DRIVESYNC_WATCH_DIR") == str(directory)
     bars, undo = _watch_output(args, background)
@@ -212,7 +249,11 @@ def _rebuild_argv(args) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
-    for pattern in args.exclude:
+    if args.bwlimit is not None:
+        argv += ["--bwlimit", f"{args.bwlimit:.0f}B"]            # bytes/s: a bare number would mean KiB/s
+    if args.list_concurrency is not None:
+        argv += ["--checkers", str(args.list_concurrency)]
+    for pattern in _excludes(args):                              # --exclude-from's lines, read once here
         argv += ["--exclude", pattern]
     for flag in ("delete", "poll", "quiet"):
         if getattr(args, flag):

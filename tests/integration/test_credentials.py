@@ -42,7 +42,7 @@ def run_cli(args, env, stdin: str | None = None, timeout: float = 60) -> subproc
     return subprocess.run(CLI + list(args), env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
-def assert_one_line_error(r: subprocess.CompletedProcess, code: int = 3) -> str:
+def assert_one_line_error(r: subprocess.CompletedProcess, code: int = 7) -> str:   # 7: credentials (fatal)
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("drivesync: "), r.stderr
@@ -138,7 +138,7 @@ def test_malformed_credentials_files_are_one_line_errors(tmp_path, emu, isolated
     def one_line_error(args) -> str:
         code = main(args + ["--api-url", emu.url])
         out, err = capsys.readouterr()
-        assert code == 3 and out == "", (code, out, err)
+        assert code == 7 and out == "", (code, out, err)
         assert len(err.splitlines()) == 1 and err.startswith("drivesync: ") and "Traceback" not in err, err
         return err
 

@@ -106,7 +106,7 @@ def test_no_token_or_secret_in_any_output(tmp_path, emu):
     emu.revoke_refresh_tokens()
     emu.expire_tokens()
     r = subprocess.run(CLI + ["whoami", "-vv"], env=env, capture_output=True, timeout=60)
-    assert r.returncode == 3 and b"invalid_grant" in r.stderr
+    assert r.returncode == 7 and b"invalid_grant" in r.stderr
     outputs["revoked stdout"], outputs["revoked stderr"] = r.stdout, r.stderr
 
     # The journal and anything else drivesync keeps in its state dir.

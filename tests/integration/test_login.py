@@ -118,7 +118,7 @@ def test_cli_login_with_a_browser_then_whoami_uses_the_saved_token(tmp_path, emu
 def test_cli_login_needs_the_users_own_client(tmp_path, emu):
     env = env_for(tmp_path, emu, BROWSER=browser_program(tmp_path))
     r = run_cli(["login"], env)
-    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.returncode == 7 and "Traceback" not in r.stderr
     assert "Desktop app" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli(["login", "--scope", "drive.everything"], env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -132,7 +132,7 @@ def test_cli_two_step_authorize_elsewhere_paste_here(tmp_path, emu, client_secre
     vm = env_for(tmp_path / "vm", emu)
 
     r = run_cli(["login", "--no-browser", "--scope", "drive.file"], vm, stdin="")
-    assert r.returncode == 3
+    assert r.returncode == 7
     assert "drivesync authorize --client-secrets client_secret.json --scope drive.file" in r.stderr
     assert "no token was pasted" in r.stderr.strip().splitlines()[-1]
 
@@ -142,7 +142,7 @@ def test_cli_two_step_authorize_elsewhere_paste_here(tmp_path, emu, client_secre
     assert blob.startswith(login.BLOB_PREFIX) and len(r.stdout.strip().splitlines()) == 1
 
     r = run_cli(["login", "--no-browser"], vm, stdin="garbage\n")
-    assert r.returncode == 3 and "not a token from 'drivesync authorize'" in r.stderr
+    assert r.returncode == 7 and "not a token from 'drivesync authorize'" in r.stderr
     assert not (tmp_path / "vm" / "config" / "token.json").exists()
 
     r = run_cli(["login", "--no-browser"], vm, stdin="\n" + blob + "\n")  # blank lines before a paste are skipped
@@ -159,5 +159,5 @@ def test_cli_two_step_authorize_elsewhere_paste_here(tmp_path, emu, client_secre
 def test_cli_login_without_a_browser_falls_back_to_two_steps(tmp_path, emu):
     env = env_for(tmp_path, emu, SSH_CONNECTION="10.0.0.1 50000 10.0.0.2 22")
     r = run_cli(["login"], env, stdin="")
-    assert r.returncode == 3
+    assert r.returncode == 7
     assert "two-step" in r.stderr and "drivesync authorize" in r.stderr

@@ -252,7 +252,7 @@ def test_cli_push_and_its_errors(emu, tmp_path):
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert "4 uploaded" in r.stdout
-    for args, code in ([["push", str(tmp_path / "nope")], 2], [["push", str(src), "--transfers", "0"], 2],
+    for args, code in ([["push", str(tmp_path / "nope")], 3], [["push", str(src), "--transfers", "0"], 2],
                        [["push", str(src), "--chunk-size", "100K"], 2]):
         r = subprocess.run(CLI + args + ["--credentials", emu.credentials_path], env=env, capture_output=True,
                            text=True, timeout=60)
