@@ -325,7 +325,8 @@ class DriveFileSystem(AsyncFileSystem):
             path = loc.canonical()
         if path in (SHARED_WITH_ME_ROOT, SHARED_DRIVE_ROOT):
             return path
-        path = path.rstrip("/") if "?resourcekey=" not in path else path
+        base, sep, key = path.partition("?resourcekey=")
+        path = base.rstrip("/") + sep + key
         if path.startswith("/") and not _looks_special(path.lstrip("/")):
             path = path.lstrip("/")
         return path

@@ -474,3 +474,27 @@ def test_read_ahead_grows_for_sequential_reads_and_stays_small_for_random_ones(e
     # row group's chunk of the column.
     assert costs[0] == 5 and set(costs[1:]) == {4}, costs
     assert served < 1.5 * len(sink.getvalue().to_pybytes()), "column by column read the file more than 1.5 times"
+
+
+def test_a_link_shared_folder_with_its_resource_key(emulator, tmp_path):
+    """Another account's folder shared by link, with a resource key: the link (key included) is a path, its
+    children's paths carry the key, and reading below it works; without the key the folder is not found."""
+    emu = emulator
+    linked = emu.add_folder("linked")
+    sub = emu.add_folder("sub", linked)
+    emu.add_file("deep.txt", b"deep", parent_id=sub)
+    emu.share(linked, None, "reader")                   # anyone with the link
+    key = emu.set_resource_key(linked)
+    student = emu.write_account_credentials("student@example.edu", tmp_path / "student.json")
+    fs = DriveFileSystem(credentials=student, api_url=emu.url, skip_instance_cache=True)
+    try:
+        url = f"drivesync://https://drive.google.com/drive/folders/{linked}?usp=sharing&resourcekey={key}"
+        assert fs.ls(url, detail=False) == [f"id:{linked}/sub?resourcekey={key}"]
+        assert fs.find(url) == [f"id:{linked}/sub/deep.txt?resourcekey={key}"]
+        assert fs.cat_file(f"id:{linked}/sub/deep.txt?resourcekey={key}") == b"deep"
+        other = DriveFileSystem(credentials=student, api_url=emu.url, skip_instance_cache=True)
+        with pytest.raises(FileNotFoundError, match="student@example.edu"):
+            other.ls(f"id:{linked}")
+        other.close()
+    finally:
+        fs.close()
