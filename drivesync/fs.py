@@ -214,7 +214,9 @@ def _close_session(session: _Session) -> None:
         if running is loop:
             loop.create_task(session.close())
         else:
-            asyncio.run_coroutine_threadsafe(session.close(), loop).result(5)
+            done = asyncio.run_coroutine_threadsafe(session.close(), loop)
+            if running is None:          # never block a running loop on another one
+                done.result(5)
     except Exception:   # interpreter shutdown, a loop that stopped meanwhile: nothing left to close
         pass
 
