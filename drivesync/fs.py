@@ -485,15 +485,36 @@ class DriveFileSystem(AsyncFileSystem):
 
     async def _find(self, path, maxdepth=None, withdirs=False, **kwargs):
         """Everything below ``path`` from one batched listing of the whole tree (remote.fetch_listing:
-        many folders per query), every folder's listing cached on the way."""
+        many folders per query), every folder's listing cached on the way; with ``maxdepth`` (a glob without
+        ``**``) only that deep, a level's folders listed concurrently."""
         path = self._strip_protocol(path)
         detail = kwargs.pop("detail", False)
-        if maxdepth is not None or path in (SHARED_WITH_ME_ROOT, SHARED_DRIVE_ROOT):
+        if path in (SHARED_WITH_ME_ROOT, SHARED_DRIVE_ROOT):
             return await super()._find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
         item = await self._item(path)
         out: dict[str, dict] = {}
         if not item.is_folder:
             out[path] = self._info_of(path, item)
+        elif maxdepth is not None:
+            # A glob's depth: level by level, each level's folders listed at once (cached listings are free).
+            if withdirs and path != "":
+                out[path] = self._info_of(path, item)
+            level, seen = [path], {item.id}
+            for _ in range(max(0, maxdepth)):
+                listings = await asyncio.gather(*(self._ls(p, detail=True) for p in level))
+                level = []
+                for entries in listings:
+                    for e in entries:
+                        if e["type"] != "directory":
+                            out[e["name"]] = e
+                            continue
+                        if withdirs:
+                            out[e["name"]] = e
+                        if e["id"] not in seen:
+                            seen.add(e["id"])
+                            level.append(e["name"])
+                if not level:
+                    break
         else:
             if withdirs and path != "":
                 out[path] = self._info_of(path, item)

@@ -97,6 +97,10 @@ def test_ls_info_find_glob_with_batched_listings_and_an_id_cache(emulator, fs):
     before = sent(other)
     assert [other.info(f"deeplearning/s{i}")["type"] for i in range(10)] == ["directory"] * 10
     assert sent(other) == before
+    # Two levels deep: the ten folders of the first level listed (once each), nothing deeper.
+    assert other.glob("deeplearning/*/*") == sorted(f"deeplearning/s{i}/d{j}" for i in range(10) for j in range(2))
+    assert sent(other) - before == 10
+    assert other.find("deeplearning", maxdepth=1) == ["deeplearning/a.csv"]
     other.close()
 
 
