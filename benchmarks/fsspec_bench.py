@@ -10,7 +10,9 @@ AdaptiveReadAhead, fsspec's readahead) and block size (fsspec's default is reada
 
 - the random-read throughput: the bytes of the column chunks asked for / the wall seconds of all the reads;
 - requests: the client's (Transport) and the emulator's (/_emulator/stats), in all and per column;
-- read amplification: media bytes the emulator served / the column bytes asked for.
+- read amplification: media bytes the emulator served / the column bytes asked for;
+
+and, for comparison, the same file read front to back (``cat_file``, and a reader's 1 MiB ``read()`` calls).
 
     python benchmarks/fsspec_bench.py                     # 16 columns x 4 MiB, drive-like
     python benchmarks/fsspec_bench.py --quick             # 6 columns x 1 MiB
@@ -119,6 +121,34 @@ def run_once(server: Server, cache: str, block_size: int, order: list[str], size
     }
 
 
+def run_sequential(server: Server, size: int) -> list[dict]:
+    """The same file front to back: ``cat_file`` (parallel ranges) and a reader's 1 MiB ``read()`` calls
+    (the read-ahead grows, then goes as parallel ranges): MB/s and requests."""
+    from drivesync.fs import DriveFileSystem
+
+    rows = []
+    for how in ("cat_file", "read(1 MiB) loop"):
+        fs = DriveFileSystem(credentials=server.credentials, api_url=server.url, skip_instance_cache=True)
+        path = "bench/table.parquet"
+        fs.info(path)
+        r0 = fs._session_.drive.t.stats.requests
+        t0 = time.perf_counter()
+        if how == "cat_file":
+            got = len(fs.cat_file(path))
+        else:
+            got = 0
+            with fs.open(path, "rb") as f:
+                while chunk := f.read(MiB):
+                    got += len(chunk)
+        wall = time.perf_counter() - t0
+        if got != size:
+            raise SystemExit(f"{how} read {got} bytes of {size}")
+        rows.append({"sequential": how, "bytes": size, "wall_s": round(wall, 3), "MBps": round(size / wall / 1e6, 1),
+                     "requests": fs._session_.drive.t.stats.requests - r0})
+        fs.close()
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="drive-like")
@@ -148,7 +178,7 @@ def main(argv=None) -> int:
 
     work = tempfile.mkdtemp(prefix="fsspec-bench-")
     os.environ.setdefault("DRIVESYNC_STATE_DIR", os.path.join(work, "state"))
-    results = []
+    results, sequential = [], []
     try:
         drive_dir = os.path.join(work, "drive")
         os.makedirs(drive_dir)
@@ -161,6 +191,9 @@ def main(argv=None) -> int:
                 row.update(profile=args.profile, file_bytes=len(data), row_groups=args.row_groups)
                 results.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "per_column"}), flush=True)
+            sequential = run_sequential(server, len(data))
+            for row in sequential:
+                print(json.dumps(row), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load after: {os.getloadavg()}")
@@ -170,6 +203,8 @@ def main(argv=None) -> int:
     for r in results:
         print(f"{r['cache']:>10} {r['block_size'] // 1024:>7}K {r['random_read_MBps']:>7} {r['wall_s']:>7} "
               f"{r['requests_per_column']:>8} {r['emulator_media_requests']:>9} {r['read_amplification']:>8}")
+    for r in sequential:
+        print(f"front to back, {r['sequential']}: {r['MBps']} MB/s, {r['requests']} requests, {r['wall_s']} s")
     if args.out:
         with open(args.out, "w") as fh:
             for r in results:

@@ -124,6 +124,19 @@ def test_cat_file_with_start_and_end_and_cat_ranges(emulator, fs):
     assert fs.cat_file("empty.txt") == b""
 
 
+def test_a_long_read_goes_as_parallel_ranges(emulator, fs):
+    emu = emulator
+    data = os.urandom(40 * MiB + 3)
+    emu.add_file("long.bin", data)
+    fs.info("long.bin")
+    before = sent(fs)
+    assert fs.cat_file("long.bin") == data
+    assert sent(fs) - before == 6           # 8 MiB ranges (the last one 3 bytes), not one 40 MiB stream
+    before = sent(fs)
+    assert fs.cat_file("long.bin", start=MiB, end=17 * MiB) == data[MiB:17 * MiB]
+    assert sent(fs) - before == 1           # two pieces or less: one GET
+
+
 def test_open_rb_seeks_and_reads_ahead_in_ranged_gets(emulator, fs):
     emu = emulator
     data = os.urandom(3 * MiB + 17)
