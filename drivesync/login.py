@@ -383,7 +383,7 @@ def login(*, client_secrets: str | None = None, scopes: list[str] | None = None,
         if no_browser:
             say("No web browser on this machine: using the two-step sign-in (--no-browser).")
     if no_browser:
-        say("On any machine with a web browser and drivesync installed (pip install drivesync), run:\n\n    "
+        say("On any machine with a web browser and drivesync installed (from its repository), run:\n\n    "
             + authorize_command(client_secrets or os.environ.get("DRIVESYNC_CLIENT_SECRETS"), scope_urls,
                                 auth_uri, token_uri)
             + "\n\nthen copy the line it prints (it starts with '" + BLOB_PREFIX + "').")

@@ -181,8 +181,8 @@ def test_push_dry_run_lists_and_changes_nothing(emulator, capsys, tmp_path):
                                   "upload   sub/c.txt (50 bytes)  [new]"]
     assert lines[-1] == "would push 3 files (4.1 KiB), 0 unchanged -> up"       # 4150 B
     assert "MB/s" not in out and " s = " not in out                      # nothing moved: no time, no rate
-    assert uploads(emulator) == 0 and emulator.stats()["by_kind"].get("write", 0) == 0
-    assert not [c for c in emulator.children(emulator.root_id, trashed=False) if c["name"] == "up"]
+    assert uploads(emulator) == 0
+    assert not [c for c in emulator.children(emulator.root_id) if c["name"] == "up"]   # no folder made, even trashed
 
     assert run(emulator, capsys, "push", str(src), "up", "--no-progress")[0] == 0
     (src / "a.txt").write_bytes(b"A" * 101)
@@ -378,3 +378,18 @@ def test_bwlimit_counts_every_byte_both_ways(project, capsys, tmp_path, monkeypa
     seen.clear()
     assert run(project, capsys, "pull", "project", str(tmp_path / "o2"))[0] == 0
     assert seen == []                                               # no --bwlimit: no bucket at all
+
+
+def test_push_dry_run_with_delete_lists_the_trash_and_trashes_nothing(emulator, capsys, tmp_path):
+    src = make_src(tmp_path)
+    assert run(emulator, capsys, "push", str(src), "up", "--no-progress")[0] == 0
+    (src / "b.bin").unlink()
+    emulator.reset_stats()
+    code, out, err = run(emulator, capsys, "push", str(src), "up", "--delete", "--dry-run")
+    assert code == 0, err
+    assert out.splitlines() == ["trash    b.bin", "would push 0 files (0 B), 2 unchanged, 1 to trash -> up"]
+    names = sorted(c["name"] for c in emulator.children(emulator.path_id("up"), trashed=False))
+    assert names == ["a.txt", "b.bin", "sub"] and emulator.children(emulator.path_id("up"), trashed=True) == []
+    code, out, err = run(emulator, capsys, "push", str(src), "up", "--delete", "--error-on-no-transfer", "-q")
+    assert code == 9 and out == "", (code, out, err)          # nothing uploaded (one file trashed)
+    assert sorted(c["name"] for c in emulator.children(emulator.path_id("up"), trashed=False)) == ["a.txt", "sub"]
