@@ -260,6 +260,7 @@ class DriveFileSystem(AsyncFileSystem):
         #: opens it once per read_table) does not fetch its footer again.
         self._tails: collections.OrderedDict = collections.OrderedDict()
         self._tails_lock = threading.Lock()
+        self._chosen = None
         self._session_: _Session | None = None
         self._session_lock: asyncio.Lock | None = None
         self._session_lock_loop = None
@@ -279,8 +280,21 @@ class DriveFileSystem(AsyncFileSystem):
 
     @property
     def loop(self):
+        """fsspec's IO loop of this process. Reached from the caller's thread before every synchronous call,
+        so credentials are found there on first use (Colab's sign-in prompt needs the notebook's thread)."""
         self._after_fork()
+        if self._chosen is None and not self.asynchronous:
+            self._credentials()
         return self._loop
+
+    def _credentials(self):
+        """The credentials, in auth.py's order (``credentials=`` first); found once per instance (a fork keeps
+        them: they are data, and a DataLoader worker must not prompt for a sign-in again)."""
+        if self._chosen is None:
+            chosen = find_credentials(self.credentials, subject=self.impersonate)
+            log.info("credentials: %s", chosen.source)
+            self._chosen = chosen
+        return self._chosen
 
     async def _session(self) -> _Session:
         self._after_fork()
@@ -294,8 +308,7 @@ class DriveFileSystem(AsyncFileSystem):
             current = self._session_
             if current is not None and current.loop is loop:
                 return current
-            chosen = await asyncio.to_thread(find_credentials, self.credentials, subject=self.impersonate)
-            log.info("credentials: %s", chosen.source)
+            chosen = self._chosen or await asyncio.to_thread(self._credentials)
             authorizer = Authorizer(chosen, give_up_after=self.settings.give_up_after)
             stack = contextlib.AsyncExitStack()
             drive = await stack.enter_async_context(open_drive(self.settings, authorizer=authorizer))

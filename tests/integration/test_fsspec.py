@@ -264,6 +264,28 @@ def test_credentials_and_settings_that_cannot_work_are_one_line(emulator, tmp_pa
     assert "missing.json" in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_credentials_are_found_once_on_the_callers_thread(emulator, so, monkeypatch):
+    """Colab's sign-in prompt (auth.colab_sign_in) must run on the notebook's thread, not fsspec's IO thread."""
+    import threading
+
+    import drivesync.fs as fsmod
+
+    threads = []
+    real = fsmod.find_credentials
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fsmod, "find_credentials", spy)
+    emulator.add_file("c.txt", b"c")
+    fs = DriveFileSystem(**so, skip_instance_cache=True)
+    assert threads == []                                  # nothing is looked up before it is used
+    assert fs.cat_file("c.txt") == b"c" and fs.ls("", detail=False) == ["c.txt"]
+    assert threads == [threading.current_thread().name]
+    fs.close()
+
+
 def test_zip_member_through_fsspec_chaining(emulator, so):
     emu = emulator
     buf = io.BytesIO()
