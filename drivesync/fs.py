@@ -11,11 +11,13 @@ options: ``credentials=FILE`` (else the usual order of auth.py), ``api_url=``, `
 ``range_size=``...).
 
 What it reuses, so there is one HTTP stack and one set of rules: ``session.open_drive`` (Transport, pacer,
-retries, credentials), ``remote.locate``/``resolve_folder``/``fetch_listing`` (REMOTE's anchors, batched
+retries, credentials), ``remote.resolve``/``resolve_folder``/``fetch_listing`` (REMOTE's anchors, batched
 listings with their empty-answer rechecks, shortcuts), ``download.Downloader`` for ``get`` (parallel ranges,
 verified, atomic rename, resumable through the journal), ``upload.upload_file`` for every write (multipart or
-resumable, verified by md5). Reads (``cat_file``, ``open('rb')``) are ranged GETs that resume a cut body and
-notice a file that changed on Drive between two reads (its size in Content-Range).
+resumable, verified by md5). Reads (``cat_file``, ``open('rb')``) are ranged GETs (more than 8 MiB: parallel
+4 MiB ranges) that resume a cut body and notice a file that changed on Drive between two reads (its size in
+Content-Range); files opened 'rb' read ahead adaptively (AdaptiveReadAhead) and the last 64 KiB of recently
+read revisions (Parquet footers) are kept for the next open.
 
 Writes become visible only on commit: ``open('wb')`` and ``pipe_file`` spool to a local temporary file and
 upload on close, or, inside ``with fs.transaction:``, when the transaction commits (nothing is sent if it
@@ -25,8 +27,8 @@ created, one at a time per process (no duplicate folders from parallel writes).
 Per process and per event loop state: the Transport (its aiohttp session), the journal and the locks are
 made on first use inside the loop that uses them and made again after a fork (the file system object a
 PyTorch DataLoader worker inherits keeps working) or after unpickling (Dask ships file systems to workers
-as their storage options). The listing cache and the path -> item cache (the id cache) are plain data and
-survive both.
+as their storage options). The listing cache, the path -> item cache (the id cache) and the credentials
+found are plain data and survive a fork; an unpickled file system starts with empty caches.
 """
 from __future__ import annotations
 
