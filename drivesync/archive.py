@@ -374,9 +374,10 @@ class MemberDecoder:
             return
         piece = data[:self.data_left]
         self.data_left -= len(piece)
-        yield from self._decode(bytes(piece))
+        yield from self._decode(piece)
 
-    def _decode(self, piece: bytes) -> Iterator[bytes]:
+    def _decode(self, piece) -> Iterator[bytes]:
+        """``piece``: bytes or a memoryview (stored members are passed on without a copy)."""
         if self._z is None:
             yield self._out(piece)
             return
