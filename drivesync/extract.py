@@ -604,8 +604,13 @@ class Extractor:
             worker = asyncio.ensure_future(asyncio.to_thread(self._tar_worker, feed, known))
 
             async def sink(chunk):
-                if not await asyncio.to_thread(feed.put, chunk):
+                if feed.finished.is_set():
                     raise _Stop()
+                try:
+                    feed.q.put_nowait(chunk)            # no thread hop while the reader keeps up
+                except queue.Full:
+                    if not await asyncio.to_thread(feed.put, chunk):
+                        raise _Stop()
                 self.stats.archive_bytes += len(chunk)
                 ctx.progress(len(chunk))
 
@@ -613,7 +618,7 @@ class Extractor:
             try:
                 try:
                     await self._read(ctx, 0, size, sink)
-                    feed.put(None)
+                    await asyncio.to_thread(feed.put, None)
                 except _Stop:
                     pass
                 except BaseException:
