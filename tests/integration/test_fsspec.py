@@ -437,6 +437,13 @@ def test_mkdir_rm_and_mv(emulator, fs):
     fs.pipe_file("z/old.txt", b"old")
     fs.mv("a/g.txt", "z/old.txt")                  # onto a file: replaces it
     assert fs.cat_file("z/old.txt") == b"f" and fs.info("z/old.txt")["id"] == fid
+    # copy: through this machine, a new file with the same bytes; a folder's files too.
+    fs.copy("z/old.txt", "z/copied/again.txt")
+    assert fs.cat_file("z/copied/again.txt") == b"f" and fs.info("z/copied/again.txt")["id"] != fid
+    fs.pipe_file("z/b/c/k.txt", b"k")
+    fs.copy("z/b", "w", recursive=True)
+    assert fs.find("w") == ["w/c/k.txt"] and fs.cat_file("w/c/k.txt") == b"k"
+    assert fs.cat_file("z/b/c/k.txt") == b"k"
     # rm: a file, then a folder with everything below it in one request; rm goes to Drive's trash.
     fs.rm("z/old.txt")
     assert not fs.exists("z/old.txt") and emu.file(fid)["trashed"]
