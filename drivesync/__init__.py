@@ -7,9 +7,13 @@ The public API, and nothing else::
     drivesync.push("checkpoints/", "run42/checkpoints")
     with drivesync.watch("checkpoints/", "run42/checkpoints"):
         train()
+    for entry in drivesync.ls("deeplearning/", recursive=True):
+        print(entry.path, entry.size)
 """
 from __future__ import annotations
 
+#: The one place the version is written: pyproject.toml reads it from here ([tool.setuptools.dynamic]),
+#: `drivesync --version` prints it.
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -21,6 +25,9 @@ _EXPORTS = {
     "PushResult": "drivesync.pusher",
     "push_async": "drivesync.pusher",
     "watch": "drivesync.watcher",
+    "ls": "drivesync.listing",
+    "ls_async": "drivesync.listing",
+    "ListEntry": "drivesync.listing",
     "Settings": "drivesync.config",
     "DrivesyncError": "drivesync.errors",
     "DriveError": "drivesync.errors",

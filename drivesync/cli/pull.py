@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
@@ -112,54 +111,21 @@ def run_pull(args) -> int:
 
 def run_ls(args) -> int:
     from ..config import from_environment
-    from ..locator import parse
-    from ..remote import resolve, walk
-    from ..session import open_drive
+    from ..listing import PLACES, ls
 
     settings = from_environment(api_url=args.api_url, give_up_after=args.give_up_after)
-    if args.remote.strip() in ("shared-with-me:", "shared-drive:") and not args.drive_id:
-        return _ls_places(args, settings)
-    loc = parse(args.remote, drive_id=args.drive_id)     # bad REMOTE: one line, before any request
-
-    async def go():
-        async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:
-            item = await resolve(drive, loc)
-            return await walk(drive, item, settings, recursive=args.recursive)
-
-    tree = asyncio.run(go())
-    from ..restore import natural_key
-
-    entries = tree.entries + tree.skipped_docs
-    entries.sort(key=lambda e: [natural_key(part) for part in e.path.split("/")])
+    entries = ls(args.remote, recursive=args.recursive, settings=settings, credentials=args.credentials,
+                 impersonate=args.impersonate, drive_id=args.drive_id)
+    place = args.remote.strip() in PLACES and not args.drive_id
     for e in entries:
-        path = e.path + ("/" if e.kind == "folder" else "")
-        if args.long:
-            size_text = "-" if e.kind == "folder" or e.item.size is None else str(e.item.size)
-            kind = "dir" if e.kind == "folder" else ("doc" if e.kind == "doc" else "file")
-            if e.shortcut_id:
-                kind += "@"
-            print(f"{size_text:>14}  {e.item.modified_time or '-':<24}  {kind:<5} {e.item.md5 or '-':<32}  "
-                  f"{e.item.id}  {path}")
-        else:
+        path = e.path + ("/" if e.is_folder else "")
+        if not args.long:
             print(path)
-    return 0
-
-
-def _ls_places(args, settings) -> int:
-    """``ls shared-with-me:``: what others shared with this account; ``ls shared-drive:``: its shared drives."""
-    from ..drive import FOLDER
-    from ..remote import shared_with_me
-    from ..restore import natural_key
-    from ..session import open_drive
-
-    async def go():
-        async with open_drive(settings, credentials=args.credentials, subject=args.impersonate) as drive:
-            if args.remote.strip() == "shared-drive:":
-                return [(d.name + "/", d.id, "drive") for d in await drive.shared_drives()]
-            return [(i.name + ("/" if i.is_folder or i.shortcut_target_mime == FOLDER else ""), i.id,
-                     "dir" if i.is_folder else "file") for i in await shared_with_me(drive)]
-
-    rows = sorted(asyncio.run(go()), key=lambda r: (natural_key(r[0]), r[1]))
-    for name, item_id, kind in rows:
-        print(f"{kind:<5} {item_id}  {name}" if args.long else name)
+        elif place:                       # shared-with-me: / shared-drive: rows
+            kind = "drive" if e.kind == "drive" else "dir" if e.is_folder else "file"
+            print(f"{kind:<5} {e.shortcut_id or e.id}  {path}")
+        else:
+            size_text = "-" if e.size is None else str(e.size)
+            kind = {"folder": "dir", "doc": "doc"}.get(e.kind, "file") + ("@" if e.shortcut_id else "")
+            print(f"{size_text:>14}  {e.modified or '-':<24}  {kind:<5} {e.md5 or '-':<32}  {e.id}  {path}")
     return 0

@@ -1,10 +1,13 @@
 """`drivesync ls` and the batched tree walk: what is listed, and how few requests it takes."""
 import asyncio
+import dataclasses
 
 import pytest
 
+import drivesync
 from drivesync.cli import main
 from drivesync.config import Settings
+from drivesync.errors import RemoteNotFound, UsageError
 from drivesync.remote import resolve, walk
 from drivesync.session import open_drive
 
@@ -65,3 +68,96 @@ def test_ten_thousand_files_in_a_thousand_folders_take_a_few_dozen_requests(emul
     # resolve (2) + the root's children (1) + 1000 folders / 50 per query (20), plus a few extra pages.
     print("listing requests:", metadata)
     assert metadata <= 36, emu.stats()
+
+
+# -- drivesync.ls: the public API the command prints ---------------------------------------------------
+
+
+def api_ls(emu, remote="", **options):
+    return drivesync.ls(remote, api_url=emu.url, credentials=emu.credentials_path, **options)
+
+
+def test_ls_api_returns_frozen_entries_with_drive_metadata(emulator):
+    emu = emulator
+    top = emu.add_folder("data")
+    sub = emu.add_folder("train", top)
+    x = emu.add_file("x.bin", b"12345", parent_id=sub)
+    readme = emu.add_file("readme.txt", b"hi", parent_id=top)
+    plan = emu.add_doc("Plan", top, kind="document")
+    emu.trash(emu.add_file("old.txt", b"old", parent_id=top))
+
+    entries = api_ls(emu, "data")
+    assert [e.path for e in entries] == ["Plan.docx", "readme.txt", "train"]
+    assert all(isinstance(e, drivesync.ListEntry) for e in entries)
+    doc, text, folder = entries
+    assert (doc.kind, doc.name, doc.id, doc.size, doc.is_folder) == ("doc", "Plan", plan, None, False)
+    assert (folder.kind, folder.id, folder.size, folder.md5, folder.is_folder) == ("folder", sub, None, None, True)
+    meta = emu.file(readme)
+    assert (text.kind, text.name, text.id, text.size, text.md5, text.modified) == (
+        "file", "readme.txt", readme, 2, meta["md5Checksum"], meta["modifiedTime"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        text.size = 3
+
+    deep = api_ls(emu, "data", recursive=True)
+    assert [e.path for e in deep] == ["Plan.docx", "readme.txt", "train", "train/x.bin"]
+    assert deep[-1].id == x and deep[-1].size == 5 and deep[-1].md5 == emu.file(x)["md5Checksum"]
+    # a file is a one-entry list; id:ID names the same thing as its path
+    assert [(e.path, e.id) for e in api_ls(emu, "data/train/x.bin")] == [("x.bin", x)]
+    assert api_ls(emu, f"id:{sub}") == api_ls(emu, "data/train")
+
+
+def test_ls_api_natural_order_and_shortcuts(emulator):
+    emu = emulator
+    top = emu.add_folder("runs")
+    for step in (10, 2, 1):
+        emu.add_file(f"step{step}.ckpt", b"w", parent_id=top)
+    target = emu.add_file("weights.bin", b"abc")
+    link = emu.add_shortcut("best.bin", target, top)
+    entries = api_ls(emu, "runs")
+    assert [e.path for e in entries] == ["best.bin", "step1.ckpt", "step2.ckpt", "step10.ckpt"]
+    best = entries[0]
+    assert (best.id, best.shortcut_id, best.size, best.kind) == (target, link, 3, "file")
+
+
+def test_ls_api_errors_are_drivesync_errors_and_bad_text_costs_no_request(emulator):
+    emu = emulator
+    emu.add_folder("data")
+    with pytest.raises(RemoteNotFound) as caught:
+        api_ls(emu, "data/nowhere")
+    assert caught.value.exit_code == 3 and "nowhere" in str(caught.value)
+    emu.reset_stats()
+    with pytest.raises(UsageError):
+        api_ls(emu, "id:!!!")
+    assert emu.stats()["by_kind"].get("metadata", 0) == 0, emu.stats()
+    with pytest.raises(UsageError):
+        api_ls(emu, "data", no_such_setting=1)
+
+
+def test_ls_api_lists_shared_places(emulator, tmp_path):
+    emu = emulator
+    student = emu.write_account_credentials("student@example.edu", tmp_path / "student.json")
+    course = emu.add_folder("course")
+    emu.share(course, "student@example.edu", "reader")
+    paper = emu.add_file("paper.pdf", b"%PDF")
+    emu.share(paper, "student@example.edu", "commenter")
+    emu.add_folder("not shared")
+    lab = emu.add_drive("Lab Data", members={"student@example.edu": "reader"})
+    emu.add_drive("Owners Only")
+    shared = drivesync.ls("shared-with-me:", api_url=emu.url, credentials=student)
+    assert [(e.path, e.kind, e.id) for e in shared] == [("course", "folder", course), ("paper.pdf", "file", paper)]
+    assert shared[1].size == 4
+    drives = drivesync.ls("shared-drive:", api_url=emu.url, credentials=student)
+    assert [(e.path, e.kind, e.id, e.is_folder) for e in drives] == [("Lab Data", "drive", lab, True)]
+
+
+def test_ls_command_prints_what_the_api_returns(emulator, capsys):
+    emu = emulator
+    top = emu.add_folder("data")
+    emu.add_file("a.txt", b"1", parent_id=emu.add_folder("sub", top))
+    emu.add_file("b.txt", b"22", parent_id=top)
+    code, lines, _ = ls(emu, capsys, "data", "-R", "--long")
+    entries = api_ls(emu, "data", recursive=True)
+    assert code == 0 and len(lines) == len(entries) == 3
+    for line, e in zip(lines, entries):
+        assert line.endswith(e.path + ("/" if e.is_folder else "")) and e.id in line
+        assert line.split()[0] == ("-" if e.size is None else str(e.size))
