@@ -42,7 +42,8 @@ def _register_login(subparsers, name: str) -> None:
                       help="two-step sign-in: run 'drivesync authorize' on a machine with a browser, paste its token")
     mode.add_argument("--browser", dest="no_browser", action="store_const", const=False,
                       help="sign in with a browser on this machine even if none seems available (prints the URL)")
-    p.add_argument("--token-file", metavar="FILE", help=f"where to save the token (default {auth.token_path()})")
+    p.add_argument("--token-file", metavar="FILE", help="where to save the token (default: token.json in the config folder: $DRIVESYNC_CONFIG_DIR, "
+                        "$XDG_CONFIG_HOME/drivesync, else the platform's, ~/.config/drivesync on Linux)")
     p.add_argument("--api-url", metavar="URL", help="Drive API root used to show the account (default Google's)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv for debug)")
     p.set_defaults(func=_login)
