@@ -349,14 +349,23 @@ class Extractor:
 
     async def run(self) -> Extracted:
         self._loop = asyncio.get_running_loop()
-        os.makedirs(self.dest, exist_ok=True)
         kind = kind_of(self.item.name, self.item.mime_type)
         if kind == "tar" and self.shard is not None:
             raise UsageError("--shard with --extract needs a zip: a tar is one stream, every node would read all of it")
-        if kind == "zip":
-            await self._zip()
-        else:
-            await self._tar()
+        made = [d for d in _missing_folders(self.dest)]
+        os.makedirs(self.dest, exist_ok=True)
+        try:
+            if kind == "zip":
+                await self._zip()
+            else:
+                await self._tar()
+        except BaseException:
+            for folder in made:         # an archive refused as a whole leaves no empty DIR behind
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
+            raise
         return self.stats
 
     # -- shared --------------------------------------------------------------------------------------
@@ -734,6 +743,18 @@ def _members(tf):
         if ti is None:
             return
         yield ti
+
+
+def _missing_folders(path: str) -> list[str]:
+    """The folders of ``path`` that do not exist yet, deepest first."""
+    out = []
+    while path and not os.path.lexists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out
 
 
 def _printable(text: str) -> str:
