@@ -80,6 +80,7 @@ class Extracted:
     skipped: int = 0                  # already extracted and verified by an earlier run
     refused: list[tuple[str, str]] = field(default_factory=list)   # (member name, one line)
     members: int = 0                  # members in the archive (folders included)
+    filtered: int = 0                 # left out by --include/--exclude/--files-from/--min-size...
     extracted_bytes: int = 0          # bytes written to members this run
     archive_bytes: int = 0            # archive bytes fetched (the ones kept to extract from)
     received: int = 0                 # archive bytes read from the network (more when Range was ignored)
@@ -318,8 +319,9 @@ class Extractor:
     """One archive into one folder: ``await Extractor(...).run()`` -> Extracted."""
 
     def __init__(self, drive, item, dest: str, journal, settings, *, source: Source | None = None,
-                 subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None):
+                 subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None, filter=None):
         self.drive, self.item, self.dest = drive, item, os.path.abspath(dest)
+        self.filter = filter    # filters.Filter: which members (by their path in the archive, size, mtime)
         self.shard = shard      # (rank, world): only this node's share of a zip's members (shard.split)
         self.journal, self.settings = journal, settings
         self.stats = Extracted()
@@ -399,6 +401,13 @@ class Extractor:
         if folder not in self._made:
             os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
+
+    def _wanted(self, name: str, size: int, mtime: float | None) -> bool:
+        """The filters let this member through; one they leave out is counted, never fetched or written."""
+        if self.filter.wants_file(name.replace("\\", "/").strip("/"), size, mtime):
+            return True
+        self.stats.filtered += 1
+        return False
 
     def _key(self, tag: str) -> str:
         return f"{tag}:{self.item.id}"
@@ -515,6 +524,8 @@ class Extractor:
         for m in sorted(members, key=lambda m: m.index):
             if mine is not None and not m.is_dir and f"{m.name}\x00{m.index}" not in mine:
                 continue                 # another node's member
+            if self.filter is not None and not m.is_dir and not self._wanted(m.name, m.size, m.mtime):
+                continue
             try:
                 archive.check_member(m)
                 parts = archive.safe_parts(m.name)
@@ -680,12 +691,16 @@ class Extractor:
                         if ti.isdir():
                             self._folder(final)
                         elif ti.isreg():
+                            if self.filter is not None and not self._wanted(ti.name, ti.size, ti.mtime):
+                                continue
                             archive.check_ratio(ti.size, size)
                             total += ti.size
                             archive.check_total(total, size)
                             self._tar_file(tf, ti, parts, final)
                             known[tuple(parts)] = final
                         elif ti.issym() or ti.islnk():
+                            if self.filter is not None and not self._wanted(ti.name, 0, ti.mtime):
+                                continue
                             target = archive.link_parts(parts, ti.linkname, hard=ti.islnk())
                             self._links.append((ti.name, parts, target, ti.islnk()))
                         else:
@@ -993,10 +1008,13 @@ class _Feed:
 
 
 async def extract(drive, item, dest: str, journal, settings, *, keep_archive: str | None = None, counters=None,
-                  subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None) -> Extracted:
+                  subscribers=(), progress_factory=None, shard: tuple[int, int] | None = None,
+                  filter=None) -> Extracted:
     """Extract the archive ``item`` into ``dest``. ``keep_archive``: a path where the archive is pulled first
     (verified like any pull), then extracted from that file. ``shard``: (rank, world), this node's share of a
-    zip's members (split by bytes like a tree's files; WORLD nodes together extract every member once)."""
+    zip's members (split by bytes like a tree's files; WORLD nodes together extract every member once).
+    ``filter``: a filters.Filter; only the members it wants (by their path in the archive) are extracted, and
+    of a zip only their bytes are fetched."""
     if shard is not None and kind_of(item.name, item.mime_type) == "tar":
         raise UsageError("--shard with --extract needs a zip: a tar is one stream, every node would read all of it")
     source = None
@@ -1014,5 +1032,5 @@ async def extract(drive, item, dest: str, journal, settings, *, keep_archive: st
             raise outcome.error
         source = LocalSource(keep_archive, settings)
     ex = Extractor(drive, item, dest, journal, settings, source=source, subscribers=subscribers,
-                   progress_factory=progress_factory, shard=shard)
+                   progress_factory=progress_factory, shard=shard, filter=filter)
     return await ex.run()

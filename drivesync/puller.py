@@ -197,7 +197,8 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         item, loc = await locate(drive, loc)
         if extract:
             return await _extract(drive, item, local, settings, journal, result, progress, subscribers,
-                                  keep_archive, started, (rank, world) if shard is not None else None)
+                                  keep_archive, started, (rank, world) if shard is not None else None,
+                                  filt if filt.active else None)
         target = os.path.abspath(local if local else default_local(loc, item.name))
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
         if latest:
@@ -409,7 +410,7 @@ def _my_shard(entries: list[Entry], rank: int, world: int) -> list[Entry]:
 
 async def _extract(drive, item, local: str | None, settings: Settings, journal: Journal | None, result: PullResult,
                    progress: bool, subscribers: Iterable, keep_archive: bool, started: float,
-                   shard: tuple[int, int] | None = None) -> PullResult:
+                   shard: tuple[int, int] | None = None, filt: Filter | None = None) -> PullResult:
     """``pull ARCHIVE DIR --extract``: the members of ``item`` into DIR (extract.py), as a PullResult."""
     if item.is_folder:
         raise UsageError(f"--extract needs an archive; {result.remote} is a folder")
@@ -439,12 +440,12 @@ async def _extract(drive, item, local: str | None, settings: Settings, journal: 
             return bars
     try:
         out = await extract_.extract(drive, item, dest, journal, settings, keep_archive=keep, counters=counters,
-                                     subscribers=subscribers, progress_factory=factory, shard=shard)
+                                     subscribers=subscribers, progress_factory=factory, shard=shard, filter=filt)
     finally:
         drive.t.on_retry = None
         if own_journal:
             journal.close()
-    result.done, result.skipped = out.done, out.skipped
+    result.done, result.skipped, result.filtered = out.done, out.skipped, out.filtered
     result.failed = [Failure(name, reason) for name, reason in out.refused]
     result.warnings = list(out.warnings)
     result.bytes = out.archive_bytes + counters.bytes

@@ -520,3 +520,27 @@ def test_a_zip_smaller_than_its_tail_read_comes_in_one_request(emulator, tmp_pat
     assert result.ok and result.done == 20 and result.bytes == len(data)
     assert tree(tmp_path / "out") == unzipped(data, tmp_path)
     assert emulator.stats()["by_kind"]["media"] == 1       # the tail read was the whole archive: no second fetch
+
+
+def test_filters_pick_members_and_only_their_bytes_are_fetched(emulator, tmp_path):
+    data = dataset_zip(n=30, compression=zipfile.ZIP_STORED)
+    emulator.add_file("data.zip", data)
+    reference = unzipped(data, tmp_path)
+    result = pull(emulator, "data.zip", tmp_path / "out", include=["images/class_1/**"])
+    assert result.ok
+    want = {k: v for k, v in reference.items() if k.startswith("images/class_1/") and v is not None}
+    got = {k: v for k, v in tree(tmp_path / "out").items() if v is not None}
+    assert got == want and result.done == len(want) == 10
+    assert result.filtered == 34 - 10                      # 30 images and 4 other files in the zip
+    assert result.bytes < len(data) / 2                     # the other members' bytes were never fetched
+    tar = dataset_tar("w:gz")
+    emulator.add_file("data.tar.gz", tar)
+    from drivesync.filters import Filter
+
+    result = pull(emulator, "data.tar.gz", tmp_path / "t",
+                  filter=Filter([(False, "d/img_1*"), (False, "d/link")], max_size=100_000))
+    ref = untarred(tar, tmp_path)
+    assert {k for k, v in tree(tmp_path / "t").items() if v is not None} == {
+        k for k, v in ref.items() if v is not None and not k.startswith(("d/img_1", "d/link"))
+        and not (isinstance(v, bytes) and len(v) > 100_000)}
+    assert result.filtered > 10
