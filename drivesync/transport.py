@@ -6,6 +6,14 @@ apply the pacer and ``errors.classify`` in one loop. Retries of a body cut mid-s
 transfer that knows how much of it was kept (download.py, upload.py), not here.
 
 It never logs a token, never disables TLS verification, and knows nothing about files or folders.
+
+Behind a corporate proxy: ``HTTPS_PROXY``/``HTTP_PROXY`` (either case, ``ALL_PROXY`` too) and
+``NO_PROXY`` are honoured as curl and requests do, and the CA bundle named by ``REQUESTS_CA_BUNDLE``,
+``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE`` (first one set) replaces the system's trust store, so a
+proxy that re-signs TLS with the company's CA is trusted while verification stays on. The proxy is
+looked up once per origin (scheme, host, port), not per request: aiohttp's own ``trust_env`` would
+look up the proxy and ``~/.netrc`` in a worker thread on every request (two thread hops per small
+file) and a ``.netrc`` entry for Google would clash with our Authorization header.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 
@@ -113,6 +122,66 @@ def describe_connection_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+#: The CA bundle variables, in the order requests reads them (SSL_CERT_FILE is OpenSSL's own).
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """A verifying TLS context: the CA bundle a variable names (alone, as requests and curl use it),
+    else the system's trust store. Verification and hostname checks are always on."""
+    env = os.environ if environ is None else environ
+    for name in CA_BUNDLE_VARIABLES:
+        path = env.get(name)
+        if not path:
+            continue
+        try:
+            ctx = ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise DriveUnreachable(f"cannot use the CA bundle {name}={path}: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+        break
+    else:
+        ctx = ssl.create_default_context()
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> tuple[str | None, dict[str, str] | None]:
+    """(proxy URL without credentials, proxy headers) for ``url`` per HTTP(S)_PROXY/ALL_PROXY/NO_PROXY,
+    or (None, None) for a direct connection."""
+    if environ is None:
+        proxies = getproxies_environment()
+    else:  # the same reading as urllib's, of the mapping given (lowercase wins, as there)
+        proxies = {}
+        for key, value in environ.items():
+            low = key.lower()
+            if value and low.endswith("_proxy") and (key == low or low[:-6] not in proxies):
+                proxies[low[:-6]] = value
+        if "REQUEST_METHOD" in environ:
+            proxies.pop("http", None)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if proxies.get("no") and proxy_bypass_environment(netloc, proxies):
+        return None, None
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None, None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    p = urlsplit(proxy)
+    headers = None
+    if p.username is not None:
+        import base64
+        from urllib.parse import unquote
+
+        pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode("latin-1")
+        headers = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        proxy = p._replace(netloc=p.netloc.rpartition("@")[2]).geturl()
+    return proxy, headers
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -196,17 +265,28 @@ class Transport:
         self.on_retry = on_retry
         #: monotonic time of the last answer with an ok status (the give-up clock restarts there).
         self.last_success = time.monotonic()
+        #: (scheme, host, port) -> (proxy, proxy headers), from the environment once per origin.
+        self._proxies: dict[tuple, tuple[str | None, dict[str, str] | None]] = {}
+
+    def _proxy(self, url: str) -> tuple[str | None, dict[str, str] | None]:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        found = self._proxies.get(key)
+        if found is None:
+            found = self._proxies[key] = proxy_for(url)
+        return found
 
     async def __aenter__(self) -> "Transport":
         connector = aiohttp.TCPConnector(
             limit=0,  # concurrency is owned by transfer.py, not by the pool
-            ssl=ssl.create_default_context(),
+            ssl=ssl_context(),  # never off: a bundle variable only replaces the trust store
             enable_cleanup_closed=True,
         )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout,
                                         sock_read=self.settings.read_timeout)
         # Bodies are read raw (auto_decompress=False): media must stay byte-exact, so it asks for
         # identity, while JSON answers are asked for gzip and inflated by answers.decode.
+        # trust_env stays False: the proxy is resolved here once per origin (see the module's docstring).
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                               headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
         self.last_success = time.monotonic()
@@ -236,6 +316,7 @@ class Transport:
             send_headers.setdefault("Content-Type", "application/json; charset=UTF-8")
         wants_identity = send_headers.get("Accept-Encoding", "").strip().lower() == "identity"
         host = urlsplit(url).hostname or "Drive"
+        proxy, proxy_headers = self._proxy(url)
         tries = tries or _Tries(self, method, what)
         while True:
             await self.pacer.wait(write=write)
@@ -248,7 +329,8 @@ class Transport:
             self.stats.requests += 1
             try:
                 response = await self._session.request(method, url, params=_clean(params), headers=send_headers,
-                                                       data=payload, allow_redirects=False)
+                                                       data=payload, allow_redirects=False, proxy=proxy,
+                                                       proxy_headers=proxy_headers)
             except CONNECTION_ERRORS as exc:
                 error = DriveError(0, "connectionError", describe_connection_error(exc), method=method, what=what,
                                    host=host)
