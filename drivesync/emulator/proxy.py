@@ -373,3 +373,51 @@ async def start_proxy(
     proxy._server = server
     bound = server.sockets[0].getsockname()[1]
     return proxy, bound, ca_cert
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m drivesync.emulator.proxy --upstream HOST:PORT [--port N] [--ca-dir DIR] [--ca-out FILE]`.
+
+    The proxy in its own process, so its TLS work is not done on the emulator's event loop (the
+    benchmark harness runs it this way). Prints one ready line, as the emulator's own --proxy-port does,
+    and runs until SIGTERM/SIGINT."""
+    import argparse
+    import shutil
+    import signal
+
+    p = argparse.ArgumentParser(prog="python -m drivesync.emulator.proxy",
+                                description="The emulator's TLS-terminating CONNECT proxy, standalone.")
+    p.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the emulator's plain HTTP address")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0 picks a free one)")
+    p.add_argument("--ca-dir", help="where the CA is kept (created once, reused)")
+    p.add_argument("--ca-out", help="where to copy the CA certificate")
+    args = p.parse_args(argv)
+    hp = _split_hostport(args.upstream)
+    if hp is None:
+        p.error("--upstream must be HOST:PORT")
+
+    async def run() -> int:
+        proxy, port, ca = await start_proxy(hp[0], hp[1], args.host, args.port, args.ca_dir)
+        if args.ca_out and os.path.abspath(args.ca_out) != os.path.abspath(ca):
+            shutil.copyfile(ca, args.ca_out)
+            ca = args.ca_out
+        print(f"drivesync emulator proxy on http://{args.host}:{port} (CA: {ca})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+        proxy.close()
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
