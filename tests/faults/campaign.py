@@ -372,6 +372,33 @@ class Campaign:
     def pull_versions(self) -> dict[str, set]:
         return {rel: {digest} for rel, digest in self.dataset.items()}
 
+    def pull_checked(self, r: Run, local: str, state: str, what: str, *,
+                     must_finish: bool = True) -> tuple[int, str]:
+        """``drivesync pull dataset LOCAL``, then judge it: the whole dataset with exit 0 (``must_finish``),
+        or (a run that may fail) only whole files at final paths; a truthful exit either way."""
+        rc, err = self.run(self.cli("pull", "dataset", local, "-q"), state)
+        r.saw(err, what)
+        got = local_tree(local)
+        if must_finish:
+            r.compare(self.dataset, got, "local")
+        else:
+            r.finals_complete(got, self.pull_versions(), f"local after {what}")
+        r.exit(rc, got == self.dataset, what)
+        return rc, err
+
+    def push_checked(self, r: Run, src: str, want: dict[str, str], remote: str, state: str, what: str,
+                     *flags: str) -> tuple[int, str]:
+        """``drivesync push SRC REMOTE``, then (faults off) judge Drive: exactly ``want``, no duplicate,
+        a truthful exit."""
+        rc, err = self.run(self.cli("push", src, remote, "-q", *flags), state)
+        r.saw(err, what)
+        self.clean()
+        got, dups = self.drive_md5s(remote)
+        r.duplicated += dups
+        r.compare(want, got, "Drive")
+        r.exit(rc, got == want, what)
+        return rc, err
+
 
 # -- the faults ------------------------------------------------------------------------------------
 
@@ -399,11 +426,7 @@ def pull_kill9(c: Campaign, r: Run, rng: random.Random) -> None:
     if not killed:
         r.note("the pull ended before the kill")
     c.clean()
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-    r.saw(err, "resumed pull")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "resumed pull")
+    c.pull_checked(r, local, state, "resumed pull")
     r.resent = max(0.0, c.emu.stats()["bytes_sent"] - c.dataset_bytes - 256 * KiB) / c.dataset_bytes
 
 
@@ -573,20 +596,10 @@ def server_faults(c: Campaign, r: Run, rng: random.Random) -> None:
                   range_ignored_rate=0.2)
     local, state = c.fresh("local"), c.fresh("state")
     c.emu.configure(**faults)
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-    r.saw(err, "pull")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "pull")
+    c.pull_checked(r, local, state, "pull")
     src, want, remote = push_tree(c, rng)
     c.emu.configure(**faults)
-    rc, err = c.run(c.cli("push", src, remote, "-q", "--chunk-size", "256K"), c.fresh("state"))
-    r.saw(err, "push")
-    c.clean()
-    got, dups = c.drive_md5s(remote)
-    r.duplicated += dups
-    r.compare(want, got, "Drive")
-    r.exit(rc, got == want, "push")
+    c.push_checked(r, src, want, remote, c.fresh("state"), "push", "--chunk-size", "256K")
 
 
 @fault("rate-limit-storm")
@@ -596,19 +609,9 @@ def rate_limit_storm(c: Campaign, r: Run, rng: random.Random) -> None:
     storm = dict(requests_per_s=30.0, request_burst=5, rate_limit_429_share=0.5)
     local, state = c.fresh("local"), c.fresh("state")
     c.emu.configure(**storm)
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-    r.saw(err, "pull")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "pull")
+    c.pull_checked(r, local, state, "pull")
     src, want, remote = push_tree(c, rng)
-    rc, err = c.run(c.cli("push", src, remote, "-q"), c.fresh("state"))
-    r.saw(err, "push")
-    c.clean()
-    got, dups = c.drive_md5s(remote)
-    r.duplicated += dups
-    r.compare(want, got, "Drive")
-    r.exit(rc, got == want, "push")
+    c.push_checked(r, src, want, remote, c.fresh("state"), "push")
 
 
 @fault("expiring-tokens-and-sessions")
@@ -618,11 +621,7 @@ def expiring(c: Campaign, r: Run, rng: random.Random) -> None:
     c.ensure_dataset()
     local, state = c.fresh("local"), c.fresh("state")
     c.emu.configure(token_lifetime_s=2.0, download_bps_per_connection=3 * MiB, download_bps_total=6 * MiB)
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-    r.saw(err, "pull")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "pull")
+    c.pull_checked(r, local, state, "pull")
     src, want, remote = push_tree(c, rng)
     pstate = c.fresh("state")
     c.emu.configure(token_lifetime_s=2.0, upload_bps_per_connection=2 * MiB, upload_bps_total=4 * MiB)
@@ -631,13 +630,7 @@ def expiring(c: Campaign, r: Run, rng: random.Random) -> None:
     r.saw(proc.stderr.read(), "push before the kill")
     c.emu._admin("expire-upload-sessions", {})
     c.emu.configure(upload_bps_per_connection=None, upload_bps_total=None)
-    rc, err = c.run(c.cli("push", src, remote, "-q", "--chunk-size", "256K"), pstate)
-    r.saw(err, "push after its sessions expired")
-    c.clean()
-    got, dups = c.drive_md5s(remote)
-    r.duplicated += dups
-    r.compare(want, got, "Drive")
-    r.exit(rc, got == want, "push after its sessions expired")
+    c.push_checked(r, src, want, remote, pstate, "push after its sessions expired", "--chunk-size", "256K")
 
 
 def damage(path: str, how: str) -> None:
@@ -664,11 +657,7 @@ def journal_damaged(c: Campaign, r: Run, rng: random.Random) -> None:
     rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
     r.saw(err, "first pull")
     damage(os.path.join(state, "journal.db"), how)
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-    r.saw(err, "pull with a damaged journal")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "pull with a damaged journal")
+    c.pull_checked(r, local, state, "pull with a damaged journal")
     src, want, remote = push_tree(c, rng)
     pstate = c.fresh("state")
     c.run(c.cli("push", src, remote, "-q"), pstate)
@@ -677,12 +666,7 @@ def journal_damaged(c: Campaign, r: Run, rng: random.Random) -> None:
         data = rng.randbytes(10 * KiB)
         fh.write(data)
     want["added-after.bin"] = md5(data)
-    rc, err = c.run(c.cli("push", src, remote, "-q"), pstate)
-    r.saw(err, "push with a damaged journal")
-    got, dups = c.drive_md5s(remote)
-    r.duplicated += dups
-    r.compare(want, got, "Drive")
-    r.exit(rc, got == want, "push with a damaged journal")
+    c.push_checked(r, src, want, remote, pstate, "push with a damaged journal")
 
 
 @fault("changed-underneath")
@@ -771,20 +755,12 @@ def disk_full_data(c: Campaign, r: Run, rng: random.Random) -> None:
     c.ensure_dataset()
     local, state = os.path.join(c.fresh("full"), "local"), c.fresh("state")
     with small_tmpfs(local, f"{max(64, c.dataset_bytes // 3 // KiB)}k"):
-        rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-        r.saw(err, "pull onto a full disk")
-        got = local_tree(local)
-        r.finals_complete(got, c.pull_versions(), "local on a full disk")
-        r.exit(rc, got == c.dataset, "pull onto a full disk")
+        rc, err = c.pull_checked(r, local, state, "pull onto a full disk", must_finish=False)
         if rc != 0 and not one_line(err):
             r.wrong_exit += 1
             r.note(f"pull onto a full disk: not one clear line: {err[-300:]!r}")
         subprocess.run(["mount", "-o", "remount,size=256m", local], check=True, capture_output=True)
-        rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-        r.saw(err, "pull with room made")
-        got = local_tree(local)
-        r.compare(c.dataset, got, "local")
-        r.exit(rc, got == c.dataset, "pull with room made")
+        c.pull_checked(r, local, state, "pull with room made")
 
 
 @fault("disk-full-state", needs_root=True)
@@ -797,11 +773,7 @@ def disk_full_state(c: Campaign, r: Run, rng: random.Random) -> None:
         with open(os.path.join(state, "filler"), "wb") as fh:      # leave the journal (almost) no room
             with contextlib.suppress(OSError):
                 fh.write(b"\0" * 8 * KiB)
-        rc, err = c.run(c.cli("pull", "dataset", local, "-q"), state)
-        r.saw(err, "pull with a full state folder")
-        got = local_tree(local)
-        r.finals_complete(got, c.pull_versions(), "local with a full state folder")
-        r.exit(rc, got == c.dataset, "pull with a full state folder")
+        rc, err = c.pull_checked(r, local, state, "pull with a full state folder", must_finish=False)
         if rc != 0 and not one_line(err):
             r.wrong_exit += 1
             r.note(f"pull with a full state folder: not one clear line: {err[-300:]!r}")
@@ -812,11 +784,7 @@ def disk_full_state(c: Campaign, r: Run, rng: random.Random) -> None:
         r.duplicated += dups
         r.finals_complete(got, {rel: {d} for rel, d in want.items()}, "Drive with a full state folder")
         r.exit(rc, got == want, "push with a full state folder")
-    rc, err = c.run(c.cli("pull", "dataset", local, "-q"), c.fresh("state"))
-    r.saw(err, "pull with room made")
-    got = local_tree(local)
-    r.compare(c.dataset, got, "local")
-    r.exit(rc, got == c.dataset, "pull with room made")
+    c.pull_checked(r, local, c.fresh("state"), "pull with room made")
 
 
 # -- the campaign ----------------------------------------------------------------------------------
