@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated, from {','.join(NAMES)}")
     ap.add_argument("--profiles", type=_csv(harness.PROFILES, "profile"), default=list(harness.PROFILES),
                     help=f"comma-separated, from {','.join(harness.PROFILES)}")
+    ap.add_argument("--transport", choices=("tls", "plain"), default="tls",
+                    help="tls (default): every contender but the official client through the one TLS proxy "
+                         "process; plain: the emulator's plain port (rclone rows are then unavailable)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per contender run (default 900)")
     ap.add_argument("--out", type=Path, default=harness.DEFAULT_RESULTS, help="where the report goes")
     ap.add_argument("--work", type=Path, default=harness.DEFAULT_WORK, help="scratch space (seeded data, outputs)")
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, floors = harness.run_all(scenarios=ns.scenarios, contenders=contenders, profiles=ns.profiles,
                                    quick=ns.quick, timeout=ns.timeout, work=ns.work,
-                                   log=lambda s: print(s, flush=True), progress=report)
+                                   log=lambda s: print(s, flush=True), progress=report, transport=ns.transport)
     written = report(rows, floors)
     for what, path in written.items():
         print(f"wrote {what}: {path}")

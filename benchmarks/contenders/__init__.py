@@ -8,7 +8,9 @@ from .rclone import RcloneCopy, RcloneMount
 
 
 def all_contenders() -> list[Contender]:
-    return [Drivesync(), RcloneCopy(tuned=True), RcloneCopy(tuned=False), RcloneMount(), Official()]
+    return [Drivesync(), RcloneCopy(tuned=True), RcloneCopy(tuned=False), RcloneCopy(tuned=True, latest=True),
+            RcloneCopy(tuned=False, latest=True), RcloneMount(), Official()]
 
 
-NAMES = ("drivesync", "rclone-tuned", "rclone-default", "fuse-mount", "official")
+NAMES = ("drivesync", "rclone-tuned", "rclone-default", "rclone-latest-tuned", "rclone-latest-default",
+         "fuse-mount", "official")

@@ -220,9 +220,33 @@ def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: The burst every paced contender gets (drivesync's default --tps burst; well inside the quota's 100).
+PACE_BURST = 20
+#: The share of the profile's request quota every paced contender may use (200/s -> 195/s: drivesync's
+#: default, measured free of 403 storms on drive-like).
+PACE_SHARE = 0.975
+
+
+def pacing_budget(profile: Mapping[str, Any]) -> tuple[float, int] | None:
+    """(requests per second, burst) that every tuned contender is held to under `profile`, or None
+    when the profile has no request quota (then every contender's pacing is off)."""
+    rps = profile.get("requests_per_s")
+    if not rps:
+        return None
+    return round(PACE_SHARE * float(rps), 3), PACE_BURST
+
+
+def describe_budget(budget: tuple[float, int] | None) -> str:
+    return "pacing off" if budget is None else f"{budget[0]:g}/s, burst {budget[1]}"
+
+
 @dataclass
 class Emu:
-    """What a contender needs to know about the running emulator (no emulator import)."""
+    """What a contender needs to know about the running emulator (no emulator import).
+
+    `transport`: "tls" (every contender reaches https://www.googleapis.com through the TLS proxy at
+    `proxy_url`, trusting `ca_cert_path`) or "plain" (the emulator's plain port at `url`; only tools
+    with a base-URL option can run)."""
 
     url: str
     token_uri: str
@@ -230,6 +254,7 @@ class Emu:
     proxy_url: str | None = None
     ca_cert_path: str | None = None
     profile: Mapping[str, Any] = field(default_factory=dict)
+    transport: str = "tls"
 
 
 @dataclass
@@ -251,6 +276,10 @@ class Contender:
     name = "?"
     label = "?"
     directions: tuple[str, ...] = ("pull", "push")
+
+    def pacing(self, profile: Mapping[str, Any]) -> str:
+        """What pacing this contender ran with under `profile` (shown beside its row)."""
+        return describe_budget(pacing_budget(profile))
 
     def unavailable(self, direction: str) -> str | None:
         """None when this contender can run `direction` here, else the reason (shown in the table)."""

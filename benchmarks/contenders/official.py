@@ -156,6 +156,11 @@ class Official(Contender):
     name = "official"
     label = "official client, one at a time"
 
+    def pacing(self, profile) -> str:
+        # One request at a time, over the emulator's plain port (rootUrl rewritten): it is far from any
+        # quota, and the proxy's TLS would only slow it further.
+        return "none (one request at a time, plain port)"
+
     def unavailable(self, direction: str) -> str | None:
         try:
             import googleapiclient.discovery  # noqa: F401

