@@ -5,7 +5,9 @@ an emulator started in a subprocess on the same machine. Both phases save a chec
 MB every ``--save-every`` seconds, alternating the two ways torch users save (``torch.save`` in place;
 ``torch.save`` to a tmp name + ``os.replace``). Reported: mean step time of each phase (save steps
 excluded, timed with CUDA synchronisation), the effect in % (target < 1 %), the time spent in saves,
-and the upload lag (checkpoint complete -> verified on Drive), median and worst.
+and the upload lag (checkpoint complete -> verified on Drive), median and worst. Afterwards every
+checkpoint's final version is listed back from Drive over the API and compared by size and md5
+(``verified_on_drive``; exit status 1 if not).
 
     python benchmarks/gpu_watch_check.py                 # CUDA, about 2-3 minutes
     python benchmarks/gpu_watch_check.py --cpu --quick   # a smoke run anywhere torch is installed
@@ -25,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from push_bench import EmulatorProcess  # noqa: E402
+from push_bench import EmulatorProcess, md5_of  # noqa: E402
 
 
 def build(torch, device, width: int, depth: int):
@@ -127,6 +129,12 @@ def main() -> int:
                 flush_started = time.time()
             flush_s = time.time() - flush_started
             status = w.status()
+            # What the watcher was timed for must be on Drive: the final version of every checkpoint, listed
+            # back over the API (push_bench.EmulatorProcess.listed_back: stdlib HTTP, not drivesync).
+            want = {f: (os.path.getsize(os.path.join(watch_dir, f)), md5_of(os.path.join(watch_dir, f)))
+                    for f in os.listdir(watch_dir) if not f.endswith(".tmp")}
+            on_drive = emu.listed_back("gpu-check/ckpt")
+            verified = on_drive == want
         ckpt_bytes = max((os.path.getsize(os.path.join(watch_dir, f)) for f in os.listdir(watch_dir)), default=0)
     # Lag: each checkpoint name's last completion -> its last durable record.
     durable = {}
@@ -144,8 +152,11 @@ def main() -> int:
         "lag_median_s": round(statistics.median(lags), 2) if lags else None,
         "lag_worst_s": round(max(lags), 2) if lags else None,
         "flush_at_exit_s": round(flush_s, 2),
+        "verified_on_drive": verified,
         "target": "step_time_effect_pct < 1",
     })
+    if not verified:
+        summary["unverified"] = sorted(set(want.items()) ^ set(on_drive.items()))[:5]
     text = json.dumps(summary, indent=2)
     print(text)
     out = os.environ.get("OUT")
@@ -153,7 +164,7 @@ def main() -> int:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "gpu_watch.json"), "w") as fh:
             fh.write(text + "\n")
-    return 0
+    return 0 if verified else 1
 
 
 if __name__ == "__main__":

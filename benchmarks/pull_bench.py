@@ -9,7 +9,8 @@ Scenarios (each prints one JSON line; all go to --out as JSON):
 The floor comes from benchmarks/floor.py, computed from the profile the emulator reports
 (GET /_emulator/profile): bytes over the total bandwidth, requests over the quota (minus the burst),
 plus the round trips that cannot overlap. drivesync runs as `drivesync pull` in a subprocess; its wall
-time, CPU time and peak RSS come from the child's rusage.
+time, CPU time and peak RSS come from the child's rusage. Every pulled file is then checked by size and
+md5 against the seeded store (not against drivesync's own report); a mismatch ends the run.
 
     python benchmarks/pull_bench.py --quick                 # small sizes while developing
     python benchmarks/pull_bench.py --out /tmp/pull.json    # the full run (about 5 GB of /tmp: df -h /tmp)
@@ -66,11 +67,13 @@ class Server:
         self.proc.wait()
 
 
-def seed(data_dir: str, files: list[tuple[str, int]], top: str = "bench") -> None:
-    """Offline seeding through the emulator's Store (benchmarks may; the client never does)."""
+def seed(data_dir: str, files: list[tuple[str, int]], top: str = "bench") -> dict[str, tuple[int, str]]:
+    """Offline seeding through the emulator's Store (benchmarks may; the client never does).
+    Returns {relative path: (size, md5)} as the store keeps them."""
     from drivesync.emulator.store import Store
 
     store = Store(data_dir)
+    want: dict[str, tuple[int, str]] = {}
     folders = {"": store.add_folder(top)}
     for i, (rel, size) in enumerate(files):
         parent = os.path.dirname(rel)
@@ -80,8 +83,34 @@ def seed(data_dir: str, files: list[tuple[str, int]], top: str = "bench") -> Non
                 p = "/".join(parts[:k])
                 if p not in folders:
                     folders[p] = store.add_folder(parts[k - 1], folders["/".join(parts[:k - 1])])
-        store.add_file(os.path.basename(rel), size=size, seed=i, parent_id=folders[parent])
+        fid = store.add_file(os.path.basename(rel), size=size, seed=i, parent_id=folders[parent])
+        want[rel] = (size, store.file(fid)["md5Checksum"])
     store.close()
+    return want
+
+
+def verify_pulled(out_dir: str, want: dict[str, tuple[int, str]]) -> None:
+    """Every file at out_dir with the seeded size and md5, and nothing else; else SystemExit with the first."""
+    import hashlib
+
+    found = set()
+    for dirpath, _, names in os.walk(out_dir):
+        for n in names:
+            found.add(os.path.relpath(os.path.join(dirpath, n), out_dir).replace(os.sep, "/"))
+    problems = [f"missing {rel}" for rel in want if rel not in found]
+    problems += [f"unexpected {rel}" for rel in sorted(found - set(want))]
+    for rel, (size, md5) in want.items():
+        if rel not in found:
+            continue
+        path = os.path.join(out_dir, rel)
+        h = hashlib.md5()
+        with open(path, "rb") as fh:
+            while block := fh.read(4 * MiB):
+                h.update(block)
+        if os.path.getsize(path) != size or h.hexdigest() != md5:
+            problems.append(f"wrong content {rel}")
+    if problems:
+        raise SystemExit(f"the pull's output is wrong: {len(problems)} problems, first: {problems[0]}")
 
 
 def run_child(cmd: list[str], env: dict) -> dict:
@@ -123,7 +152,7 @@ def drivesync_pull(server: Server, out_dir: str, state_dir: str, extra: list[str
 def scenario(name: str, files: list[tuple[str, int]], profile: str, extra: list[str], workdir: str) -> dict:
     data_dir = os.path.join(workdir, f"drive-{name}")
     t0 = time.monotonic()
-    seed(data_dir, files)
+    want = seed(data_dir, files)
     seed_s = time.monotonic() - t0
     out_dir = os.path.join(workdir, f"out-{name}")
     with Server(data_dir, profile) as server:
@@ -133,6 +162,7 @@ def scenario(name: str, files: list[tuple[str, int]], profile: str, extra: list[
         server.admin("reset-stats", {})
         res = drivesync_pull(server, out_dir, os.path.join(workdir, f"state-{name}"), extra)
         stats = server.admin("stats")
+    verify_pulled(out_dir, want)
     shutil.rmtree(out_dir, ignore_errors=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     r = ratio(res["wall_s"], floor.seconds)
@@ -141,7 +171,8 @@ def scenario(name: str, files: list[tuple[str, int]], profile: str, extra: list[
             "wall_s": round(res["wall_s"], 3), "ratio": round(r, 3) if r else None,
             "client_cpu_s": round(res["cpu_s"], 2), "peak_rss_mb": round(res["peak_rss_mb"], 1),
             "server_requests": stats["requests"], "server_by_status": stats["by_status"],
-            "rate_limited": stats.get("rate_limited"), "drivesync": res["summary"], "extra_flags": extra}
+            "rate_limited": stats.get("rate_limited"), "drivesync": res["summary"], "extra_flags": extra,
+            "verified": "every file's size and md5 against the seeded store"}
 
 
 BARE_LOOP = r'''
@@ -194,7 +225,7 @@ asyncio.run(main())
 def cpu_scenario(size: int, extra: list[str], workdir: str, repeats: int) -> dict:
     """Client CPU per GB, unthrottled: drivesync vs the bare loop, alternating, same server."""
     data_dir = os.path.join(workdir, "drive-cpu")
-    seed(data_dir, [("one.bin", size)])
+    want = seed(data_dir, [("one.bin", size)])
     from drivesync.emulator.store import Store
 
     store = Store(data_dir)
@@ -208,6 +239,7 @@ def cpu_scenario(size: int, extra: list[str], workdir: str, repeats: int) -> dic
         for i in range(repeats):
             shutil.rmtree(out_dir, ignore_errors=True)
             res = drivesync_pull(server, out_dir, os.path.join(workdir, f"state-cpu-{i}"), extra)
+            verify_pulled(out_dir, want)
             rows["drivesync"].append(res)
             env = dict(os.environ, PYTHONPATH=ROOT)
             bare = run_child([sys.executable, "-c", BARE_LOOP, server.url, server.credentials, file_id, str(size),

@@ -18,6 +18,10 @@ upload request; the chunks of one session are sequential, so each chunk's latenc
 
     python benchmarks/push_bench.py --scenarios chunks,big,lag,kill --out /tmp/push_bench.json
 Check free space first (df -h /tmp): the big scenario writes a file of --big-mb.
+
+Every scenario lists what it pushed back from Drive over the API (stdlib HTTP, not drivesync's own
+code) and compares names, sizes and md5s with the local files (``verified_on_drive``); a mismatch
+ends the run with exit status 1 after the report is written.
 """
 from __future__ import annotations
 
@@ -87,6 +91,74 @@ class EmulatorProcess:
     def configure(self, **overrides) -> None:
         self._post("/_emulator/configure", overrides)
 
+    def listed_back(self, folder: str) -> dict[str, tuple[int, str]]:
+        """{relative path: (size, md5)} of the files below My Drive's `folder` ('a/b'), listed over the
+        Drive API with stdlib HTTP: independent of the client being measured."""
+        import urllib.parse
+
+        creds = json.load(open(self.credentials))
+        form = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
+                                       "client_id": creds["client_id"], "client_secret": creds["client_secret"]})
+        with urllib.request.urlopen(urllib.request.Request(creds["token_uri"], data=form.encode())) as r:
+            token = json.loads(r.read())["access_token"]
+
+        def children(parent: str) -> list[dict]:
+            out, page = [], None
+            while True:
+                q = {"q": f"'{parent}' in parents and trashed = false", "pageSize": "1000",
+                     "fields": "nextPageToken,files(id,name,mimeType,size,md5Checksum)"}
+                if page:
+                    q["pageToken"] = page
+                req = urllib.request.Request(self.url + "/drive/v3/files?" + urllib.parse.urlencode(q),
+                                             headers={"Authorization": f"Bearer {token}"})
+                with urllib.request.urlopen(req) as r:
+                    body = json.loads(r.read())
+                out += body.get("files", [])
+                page = body.get("nextPageToken")
+                if not page:
+                    return out
+
+        node = "root"
+        for part in folder.strip("/").split("/"):
+            match = [f for f in children(node) if f["name"] == part and f["mimeType"].endswith(".folder")]
+            if len(match) != 1:
+                return {}
+            node = match[0]["id"]
+        found: dict[str, tuple[int, str]] = {}
+
+        def walk(fid: str, prefix: str) -> None:
+            for f in children(fid):
+                if f["mimeType"].endswith(".folder"):
+                    walk(f["id"], prefix + f["name"] + "/")
+                elif prefix + f["name"] in found:
+                    found[prefix + f["name"]] = (-1, "duplicate")
+                else:
+                    found[prefix + f["name"]] = (int(f.get("size", -1)), f.get("md5Checksum", ""))
+
+        walk(node, "")
+        return found
+
+
+def md5_of(path: str) -> str:
+    import hashlib
+
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+#: Scenarios whose pushed files did not come back from Drive as they were sent (main's exit status).
+UNVERIFIED: list[str] = []
+
+
+def verified(emu, folder: str, want: dict[str, tuple[int, str]], scenario: str) -> bool:
+    ok = emu.listed_back(folder) == want
+    if not ok:
+        UNVERIFIED.append(scenario)
+    return ok
+
 
 def profile_numbers(profile="drive-like") -> dict:
     from drivesync.emulator.limits import PROFILES
@@ -132,12 +204,14 @@ def scenario_chunks(emu, work, args, p) -> dict:
     path = os.path.join(work, "sweep.bin")
     write_random(path, nbytes)
     rows = []
+    want = {"sweep.bin": (nbytes, md5_of(path))}
     for chunk_mib in args.chunk_sizes:
         chunk = chunk_mib * MiB
         seconds = one_upload(emu, path, f"bench/sweep-{chunk_mib}/", chunk)
         rows.append({"chunk_mib": chunk_mib, "seconds": round(seconds, 2),
                      "ratio_to_floor_best": round(seconds / floor_s(nbytes, None, p), 3),
-                     "ratio_to_floor_at_chunk": round(seconds / floor_s(nbytes, chunk, p), 3)})
+                     "ratio_to_floor_at_chunk": round(seconds / floor_s(nbytes, chunk, p), 3),
+                     "verified_on_drive": verified(emu, f"bench/sweep-{chunk_mib}", want, "chunks")})
         print(json.dumps({"scenario": "chunks", "bytes": nbytes, **rows[-1]}), flush=True)
     os.remove(path)
     return {"bytes": nbytes, "rows": rows}
@@ -150,9 +224,11 @@ def scenario_big(emu, work, args, p) -> dict:
     chunk = args.chunk_mib * MiB if args.chunk_mib else Settings().upload_chunk_size
     path = os.path.join(work, "big.bin")
     write_random(path, nbytes)
+    want = {"big.bin": (nbytes, md5_of(path))}
     seconds = one_upload(emu, path, "bench/big/", chunk)
     os.remove(path)
     out = {"bytes": nbytes, "chunk_mib": chunk // MiB, "seconds": round(seconds, 2),
+           "verified_on_drive": verified(emu, "bench/big", want, "big"),
            "floor_best_s": round(floor_s(nbytes, None, p), 2), "floor_at_chunk_s": round(floor_s(nbytes, chunk, p), 2),
            "ratio_to_floor_best": round(seconds / floor_s(nbytes, None, p), 3),
            "ratio_to_floor_at_chunk": round(seconds / floor_s(nbytes, chunk, p), 3)}
@@ -167,6 +243,7 @@ def scenario_lag(emu, work, args, p) -> dict:
     os.makedirs(root, exist_ok=True)
     nbytes = args.save_mb * 1_000_000
     completed: dict[str, float] = {}
+    want: dict[str, tuple[int, str]] = {}
     s = settings_for(emu)
     with drivesync.watch(root, "bench/lag", settings=s, credentials=emu.credentials, progress=args.progress) as w:
         for i in range(args.saves):
@@ -176,6 +253,7 @@ def scenario_lag(emu, work, args, p) -> dict:
             write_random(tmp, nbytes)
             os.replace(tmp, os.path.join(root, name))
             completed[name] = time.time()
+            want[name] = (nbytes, md5_of(os.path.join(root, name)))  # after the timestamp: not in the lag
             time.sleep(max(0.0, args.every - (time.time() - t_start)))
         flush_started = time.time()
     durable = {d["rel"]: d["durable_at"] for d in w.durable}
@@ -185,7 +263,8 @@ def scenario_lag(emu, work, args, p) -> dict:
            "lag_median_s": round(statistics.median(lags), 2) if lags else None,
            "lag_worst_s": round(max(lags), 2) if lags else None,
            "lags_s": [round(x, 2) for x in lags], "floor_one_save_s": round(floor_s(nbytes, s.upload_chunk_size, p), 2),
-           "flush_wait_s": round(time.time() - flush_started, 2)}
+           "flush_wait_s": round(time.time() - flush_started, 2),
+           "verified_on_drive": verified(emu, "bench/lag", want, "lag")}
     print(json.dumps({"scenario": "lag", **out}), flush=True)
     for f in os.listdir(root):
         os.remove(os.path.join(root, f))
@@ -232,7 +311,11 @@ def scenario_sharded(emu, work, args, p) -> dict:
     floor = floor_s(nbytes, s.upload_chunk_size, p)
     out = {"shards": args.shards, "shard_bytes": nbytes, "progress": bool(args.progress),
            "seconds": round(seconds, 2), "floor_s": round(floor, 2),
-           "ratio_to_floor": round(seconds / floor, 3), "verified_on_drive": on_drive == md5s,
+           "ratio_to_floor": round(seconds / floor, 3),
+           "verified_on_drive": on_drive == md5s and verified(
+               emu, "bench/sharded/checkpoint-500",
+               {n: (nbytes if n != "trainer_state.json" else len('{"global_step": 500}'), m) for n, m in md5s.items()},
+               "sharded"),
            "floor": "one shard's resumable upload at the per-connection rate (the shards go in parallel)"}
     print(json.dumps({"scenario": "sharded", **out}), flush=True)
     return out
@@ -247,6 +330,7 @@ def scenario_kill(emu, work, args, p) -> dict:
     os.makedirs(src, exist_ok=True)
     path = os.path.join(src, "model.pt")
     write_random(path, nbytes)
+    want = {"model.pt": (nbytes, md5_of(path))}
     env = {**os.environ, "DRIVESYNC_STATE_DIR": os.path.join(work, "kill-state")}
     cmd = CLI + ["push", src, "bench/kill", "--api-url", emu.url, "--credentials", emu.credentials,
                  "--chunk-size", f"{chunk // MiB}M", "--no-progress"]
@@ -264,7 +348,7 @@ def scenario_kill(emu, work, args, p) -> dict:
     os.remove(path)
     out = {"bytes": nbytes, "chunk_mib": chunk // MiB, "killed_after_bytes": first, "restart_rc": r.returncode,
            "resent_bytes": total - nbytes, "resent_chunks": round((total - nbytes) / chunk, 3),
-           "restart_s": round(second_s, 2)}
+           "restart_s": round(second_s, 2), "verified_on_drive": verified(emu, "bench/kill", want, "kill")}
     print(json.dumps({"scenario": "kill", **out}), flush=True)
     return out
 
@@ -306,6 +390,10 @@ def main() -> int:
         with open(args.out, "w") as fh:
             fh.write(text + "\n")
     print(text)
+    if UNVERIFIED:
+        print(f"pushed files did not come back from Drive as sent: {', '.join(sorted(set(UNVERIFIED)))}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
