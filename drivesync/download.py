@@ -255,6 +255,81 @@ def _describe(item) -> str:
     return f"{item.size} bytes, md5 {item.md5 or '-'}, modified {item.modified_time or '-'}"
 
 
+def range_total(response, pos: int, end: int, file_id: str) -> int | None:
+    """A ranged answer other than 200 checked: 416 -> DriveError; a Content-Range not starting at ``pos``
+    -> TransferInterrupted (resumable). Returns the total size it names, or None (``*``)."""
+    if response.status == 416:
+        raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
+                         what=f"download id:{file_id}")
+    m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if not m or int(m.group(1)) != pos:
+        raise TransferInterrupted(f"unexpected Content-Range {response.headers.get('Content-Range')!r} "
+                                  f"for bytes {pos}-")
+    return None if m.group(3) == "*" else int(m.group(3))
+
+
+async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judge, *, settings, counters,
+                      admit=None) -> None:
+    """Bytes [start, end) of a Drive file by ranged GETs, each in a stream slot of ``ctx``, handed on as
+    ``pos = await sink(pos, buf, end)`` in pieces of ``io_buffer`` bytes or more (the last may be shorter;
+    none goes past ``end``), each chunk counted against --bwlimit and in ``counters.received``.
+    ``judge(response, pos, end)`` looks at each answer before its body is read (``range_total`` checks
+    any but a 200, a 416 included) and returns ``(pos, end, skip)``:
+    where the body's bytes go and how many of them come before ``pos`` (a server that ignored Range),
+    or None to ask again. A body cut short (or a 401 after the transport's one refresh: tokens can
+    expire every few seconds) resumes at the byte reached, at most ``max_retries`` times, each counted
+    in ``counters.retries``; other errors pass. ``admit()`` runs once a stream slot is held, before a
+    request. download.py's files and extract.py's archives both read through this."""
+    pos = start
+    cuts = 0
+    buf_size = settings.io_buffer
+    while pos < end:
+        try:
+            async with ctx.stream_slot():
+                if admit is not None:
+                    admit()
+                async with drive.media(file_id, pos, end - 1) as response:
+                    got = judge(response, pos, end)
+                    if got is None:
+                        continue
+                    pos, end, skip = got
+                    buf = bytearray()
+                    content = response.content
+                    while pos + len(buf) < end:
+                        chunk = await content.readany()
+                        if not chunk:
+                            break
+                        await drive.t.throttle(len(chunk))
+                        counters.received += len(chunk)
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk = chunk[skip:]
+                            skip = 0
+                        buf += chunk
+                        if len(buf) >= buf_size:
+                            if pos + len(buf) > end:
+                                del buf[end - pos:]
+                            pos = await sink(pos, buf, end)
+                            buf = bytearray()
+                    if buf:
+                        if pos + len(buf) > end:
+                            del buf[end - pos:]
+                        pos = await sink(pos, buf, end)
+                    if pos < end:
+                        raise TransferInterrupted(f"body ended at byte {pos} of {end}")
+        except (TransferInterrupted, DriveError) as exc:
+            if isinstance(exc, DriveError) and exc.status != 401:
+                raise
+            cuts += 1
+            counters.retries += 1
+            if cuts > settings.max_retries:
+                raise TransferInterrupted(f"gave up after {cuts - 1} resumes: {exc}") from None
+            ctx.emit("retry", f"resuming at byte {pos}: {exc}")
+            await asyncio.sleep(min(settings.backoff_cap, settings.backoff_base * 0.25 * cuts))
+
+
 # -- the partial file ---------------------------------------------------------------------------------
 
 
@@ -660,78 +735,35 @@ class Downloader:
                         await self._write(ctx, pf, a, buf[a - pos:b - pos], b, checkpoint, state)
                     return pos + len(buf)
                 return await self._write(ctx, pf, pos, buf, end, checkpoint, state)
-        pos = start
-        cuts = 0
-        buf_size = self.settings.io_buffer
-        while pos < end:
-            try:
-                async with ctx.stream_slot():
-                    if state.whole_body_owner is not None and state.whole_body_owner is not me:
-                        raise _Abandoned()
-                    async with self.drive.media(item.id, pos, end - 1) as response:
-                        changed = _answer_differs(item, state.goog_hash, response)
-                        if changed:
-                            raise RemoteChanged(changed)
-                        if response.status == 416:
-                            raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
-                                             what=f"download id:{item.id}")
-                        if not state.goog_hash:
-                            state.goog_hash = integrity.parse_goog_hash(response.headers)
-                        skip = 0
-                        if response.status == 200:
-                            if queue is not None and state.whole_body_owner is None and (pos, end) != (0, item.size):
-                                # Range ignored: this stream carries the whole file from byte 0.
-                                state.whole_body_owner = me
-                                self.counters.range_ignored += 1
-                                ctx.emit("retry", "the server ignored Range: fetching the file as one stream")
-                                while not queue.empty():
-                                    queue.get_nowait()
-                                pos, end = 0, item.size
-                            elif state.whole_body_owner is not None and state.whole_body_owner is not me:
-                                raise _Abandoned()
-                            skip = pos  # drop what comes before our offset
-                        else:
-                            m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-                            if not m or int(m.group(1)) != pos:
-                                raise TransferInterrupted(f"unexpected Content-Range "
-                                                          f"{response.headers.get('Content-Range')!r} for bytes {pos}-")
-                        buf = bytearray()
-                        content = response.content
-                        while pos + len(buf) < end:
-                            chunk = await content.readany()
-                            if not chunk:
-                                break
-                            await self.drive.t.throttle(len(chunk))
-                            self.counters.received += len(chunk)
-                            if skip:
-                                if len(chunk) <= skip:
-                                    skip -= len(chunk)
-                                    continue
-                                chunk = chunk[skip:]
-                                skip = 0
-                            buf += chunk
-                            if len(buf) >= buf_size:
-                                if pos + len(buf) > end:
-                                    del buf[end - pos:]
-                                pos = await sink(pos, buf, end)
-                                buf = bytearray()
-                        if buf:
-                            if pos + len(buf) > end:
-                                del buf[end - pos:]
-                            pos = await sink(pos, buf, end)
-                        if pos < end:
-                            raise TransferInterrupted(f"body ended at byte {pos} of {end}")
-            except (TransferInterrupted, DriveError) as exc:
-                # A 401 here means the token was revoked again after the transport's one refresh (tokens
-                # can expire every few seconds): resume like a cut, within the same bound. Others fail.
-                if isinstance(exc, DriveError) and exc.status != 401:
-                    raise
-                cuts += 1
-                self.counters.retries += 1
-                if cuts > self.settings.max_retries:
-                    raise TransferInterrupted(f"gave up after {cuts - 1} resumes: {exc}") from None
-                ctx.emit("retry", f"resuming at byte {pos}: {exc}")
-                await asyncio.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 0.25 * cuts))
+
+        def admit():
+            if state.whole_body_owner is not None and state.whole_body_owner is not me:
+                raise _Abandoned()
+
+        def judge(response, pos, end):
+            changed = _answer_differs(item, state.goog_hash, response)
+            if changed:
+                raise RemoteChanged(changed)
+            if response.status != 200:
+                range_total(response, pos, end, item.id)
+            if not state.goog_hash:
+                state.goog_hash = integrity.parse_goog_hash(response.headers)
+            if response.status != 200:
+                return pos, end, 0
+            if queue is not None and state.whole_body_owner is None and (pos, end) != (0, item.size):
+                # Range ignored: this stream carries the whole file from byte 0.
+                state.whole_body_owner = me
+                self.counters.range_ignored += 1
+                ctx.emit("retry", "the server ignored Range: fetching the file as one stream")
+                while not queue.empty():
+                    queue.get_nowait()
+                return 0, item.size, 0
+            if state.whole_body_owner is not None and state.whole_body_owner is not me:
+                raise _Abandoned()
+            return pos, end, pos  # drop what comes before our offset
+
+        await read_ranged(ctx, self.drive, item.id, start, end, sink, judge, settings=self.settings,
+                          counters=self.counters, admit=admit)
 
     async def _write(self, ctx, pf: PartialFile, pos: int, buf: bytearray, end: int, checkpoint: bool,
                      state: _FileState) -> int:

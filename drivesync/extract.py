@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-import re
 import shutil
 import tarfile
 import threading
@@ -34,13 +33,12 @@ from dataclasses import dataclass, field
 
 from . import archive, names, shard as shard_
 from .archive import BadArchive, Member, MemberDecoder, Refused
-from .download import FolderSync, fsync_fd, start_writeback
-from .errors import DriveError, TransferInterrupted, UsageError
+from .download import FolderSync, fsync_fd, range_total, read_ranged, start_writeback
+from .errors import UsageError
 from .transfer import Event, Job, Transfers
 
 #: A ranged GET answered 200 (Range ignored) is asked again this many times before it is read through.
 RANGE_IGNORED_RETRIES = 3
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tzst")
 _ZIP_MIMES = ("application/zip", "application/x-zip-compressed", "application/x-zip")
 _TAR_MIMES = ("application/x-tar", "application/gzip", "application/x-gzip", "application/x-gtar",
@@ -113,75 +111,6 @@ class Source:
     async def read(self, ctx, start: int, end: int, sink) -> None:
         raise NotImplementedError
 
-
-class RemoteSource(Source):
-    def __init__(self, drive, item, settings, stats: Extracted):
-        self.drive, self.item, self.settings, self.stats = drive, item, settings, stats
-
-    async def read(self, ctx, start: int, end: int, sink) -> None:
-        pos, cuts, ignored = start, 0, 0
-        size = self.item.size or 0
-        buf_size = self.settings.io_buffer
-        while pos < end:
-            try:
-                async with ctx.stream_slot():
-                    async with self.drive.media(self.item.id, pos, end - 1) as response:
-                        if response.status == 416:
-                            raise DriveError(416, "rangeNotSatisfiable", f"Drive refused bytes {pos}-{end - 1}",
-                                             what=f"download id:{self.item.id}")
-                        skip = 0
-                        if response.status == 200:
-                            if pos or end < size:
-                                ignored += 1
-                                self.stats.range_ignored += 1
-                                if ignored <= RANGE_IGNORED_RETRIES:
-                                    ctx.emit("retry", "the server ignored Range: asking again")
-                                    continue
-                                skip = pos     # read through to our offset
-                        else:
-                            m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-                            if not m or int(m.group(1)) != pos:
-                                raise TransferInterrupted(f"unexpected Content-Range "
-                                                          f"{response.headers.get('Content-Range')!r} for bytes {pos}-")
-                            if m.group(3) != "*" and int(m.group(3)) != size:
-                                raise BadArchive(f"the archive changed on Drive while extracting (now {m.group(3)} "
-                                                 f"bytes, listed {size}); run again")
-                        buf = bytearray()
-                        content = response.content
-                        while pos + len(buf) < end:
-                            chunk = await content.readany()
-                            if not chunk:
-                                break
-                            self.stats.received += len(chunk)
-                            if skip:
-                                if len(chunk) <= skip:
-                                    skip -= len(chunk)
-                                    continue
-                                chunk, skip = chunk[skip:], 0
-                            buf += chunk
-                            if len(buf) >= buf_size:
-                                del buf[end - pos:]
-                                n = len(buf)
-                                await sink(buf)     # a sink uses the bytes before it returns (no copy kept)
-                                pos += n
-                                buf = bytearray()
-                        if buf:
-                            del buf[end - pos:]
-                            n = len(buf)
-                            await sink(buf)
-                            pos += n
-                        if pos < end:
-                            raise TransferInterrupted(f"body ended at byte {pos} of {end}")
-            except (TransferInterrupted, DriveError) as exc:
-                if isinstance(exc, DriveError) and exc.status != 401:
-                    raise
-                cuts += 1
-                self.stats.retries += 1
-                if cuts > self.settings.max_retries:
-                    raise TransferInterrupted(f"gave up after {cuts - 1} resumes: {exc}") from None
-                ctx.emit("retry", f"resuming at byte {pos}: {exc}")
-                await asyncio.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 0.25 * cuts))
-
     async def fetch(self, ctx, start: int, end: int) -> bytes:
         """A small range held in memory (the zip's tail and directory)."""
         out = bytearray()
@@ -191,6 +120,39 @@ class RemoteSource(Source):
 
         await self.read(ctx, start, end, keep)
         return bytes(out)
+
+
+class RemoteSource(Source):
+    def __init__(self, drive, item, settings, stats: Extracted):
+        self.drive, self.item, self.settings, self.stats = drive, item, settings, stats
+
+    async def read(self, ctx, start: int, end: int, sink) -> None:
+        size = self.item.size or 0
+        ignored = 0
+
+        def judge(response, pos, end):
+            nonlocal ignored
+            if response.status != 200:
+                total = range_total(response, pos, end, self.item.id)
+                if total is not None and total != size:
+                    raise BadArchive(f"the archive changed on Drive while extracting (now {total} "
+                                     f"bytes, listed {size}); run again")
+                return pos, end, 0
+            if pos or end < size:
+                ignored += 1
+                self.stats.range_ignored += 1
+                if ignored <= RANGE_IGNORED_RETRIES:
+                    ctx.emit("retry", "the server ignored Range: asking again")
+                    return None
+                return pos, end, pos     # read through to our offset
+            return pos, end, 0
+
+        async def hand_on(pos, buf, end):
+            await sink(buf)     # a sink uses the bytes before it returns (no copy kept)
+            return pos + len(buf)
+
+        await read_ranged(ctx, self.drive, self.item.id, start, end, hand_on, judge, settings=self.settings,
+                          counters=self.stats)
 
 
 class LocalSource(Source):
@@ -211,15 +173,6 @@ class LocalSource(Source):
                 pos += len(data)
         finally:
             os.close(fd)
-
-    async def fetch(self, ctx, start: int, end: int) -> bytes:
-        out = bytearray()
-
-        async def keep(chunk):
-            out.extend(chunk)
-
-        await self.read(ctx, start, end, keep)
-        return bytes(out)
 
 
 async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piece: int, streams: int,
