@@ -304,6 +304,17 @@ def from_environment(**overrides) -> Settings:
     return Settings(**values).with_(**overrides)
 
 
+def settings_with(settings: Settings | None, overrides: dict) -> Settings:
+    """``settings`` (or, without them, every source: from_environment) with the options a Python API caller
+    passed as keywords (None: not given); an unknown option is one UsageError line."""
+    known = {k: v for k, v in overrides.items() if v is not None}
+    base = settings or from_environment()
+    try:
+        return base.with_(**known)
+    except TypeError as exc:
+        raise UsageError(f"unknown option: {exc}") from None
+
+
 def parse_rate(text: str) -> float:
     """--bwlimit: '10M' -> 10 MiB/s in bytes/s; a bare number is KiB/s (as rclone); '0' or 'off': no limit."""
     s = str(text).strip()

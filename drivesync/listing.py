@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings, from_environment
+from .config import Settings, settings_with
 from .drive import FOLDER
-from .errors import UsageError
 from .locator import parse as parse_remote
 from .remote import resolve, shared_with_me, walk
 from .restore import natural_key
@@ -57,7 +56,7 @@ async def ls_async(remote: str = "", *, recursive: bool = False, settings: Setti
                    authorizer=None, **setting_overrides) -> list[ListEntry]:
     """The coroutine behind ``ls``; see the module docstring. ``setting_overrides`` are Settings fields
     (``api_url=...``, ``give_up_after=60``)."""
-    settings = _settings(settings, setting_overrides)
+    settings = settings_with(settings, setting_overrides)
     place = remote.strip() if remote.strip() in PLACES and not drive_id else None
     loc = None if place else parse_remote(remote, drive_id=drive_id)   # bad REMOTE: one line, before any request
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
@@ -96,12 +95,3 @@ def _shared(item) -> ListEntry:
 
 def _order(entry: ListEntry):
     return [natural_key(part) for part in entry.path.split("/")], entry.id
-
-
-def _settings(settings: Settings | None, overrides: dict) -> Settings:
-    known = {k: v for k, v in overrides.items() if v is not None}
-    base = settings or from_environment()
-    try:
-        return base.with_(**known)
-    except TypeError as exc:
-        raise UsageError(f"unknown option: {exc}") from None

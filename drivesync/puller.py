@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 from . import extract as extract_, names, progress as bars_, restore, shard as shard_
-from .config import Settings, from_environment
+from .config import Settings, settings_with
 from .download import Counters, Downloader, Exporter
 from .errors import DriveError, DrivesyncError, UsageError
 from .filters import Filter
@@ -146,15 +146,6 @@ def check_writable(directory: str) -> None:
         raise UsageError(f"cannot write to {directory}: {probe} is not writable")
 
 
-def _settings(settings: Settings | None, overrides: dict) -> Settings:
-    known = {k: v for k, v in overrides.items() if v is not None}
-    base = settings or from_environment()
-    try:
-        return base.with_(**known)
-    except TypeError as exc:
-        raise UsageError(f"unknown option: {exc}") from None
-
-
 async def pull_async(remote: str, local: str | None = None, *, settings: Settings | None = None,
                      credentials: str | None = None, impersonate: str | None = None,
                      include: Iterable[str] = (), exclude: Iterable[str] = (),
@@ -175,7 +166,7 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         raise UsageError("--latest and --delete do not go together (older checkpoints are not gone from Drive)")
     started = time.monotonic()
     progress = bars_.wanted(progress) and not dry_run
-    settings = _settings(settings, setting_overrides)
+    settings = settings_with(settings, setting_overrides)
     if extract and (latest or delete or dry_run):
         raise UsageError("--extract pulls one archive: it does not go with --latest, --delete or --dry-run")
     if keep_archive and not extract:
@@ -285,7 +276,7 @@ async def latest_checkpoint_async(remote: str, *, settings: Settings | None = No
     (with the link's ``?resourcekey=`` when it had one), for ``shared-drive:``/``shared-with-me:`` the same
     form with the checkpoint's name added, and with ``drive_id`` a path inside that drive (pass ``drive_id``
     again): always a REMOTE that pull takes back."""
-    settings = _settings(settings, setting_overrides)
+    settings = settings_with(settings, setting_overrides)
     loc = parse_remote(remote, drive_id=drive_id)
     async with open_drive(settings, credentials=credentials, subject=impersonate, authorizer=authorizer) as drive:
         item, loc = await locate(drive, loc)
