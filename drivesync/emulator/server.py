@@ -15,7 +15,6 @@ TLS proxy forwards). Must never log tokens or request bodies.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import secrets
@@ -34,7 +33,7 @@ from .limits import Limits, Profile, TokenBucket
 from .sharing import DRIVE_ROLES, ITEM_ROLES, RANK, Account, Sharing, View
 from .store import DOC_KINDS, FOLDER, GOOGLE_APPS, SHORTCUT, Store, rfc3339
 from .service import (JSON_TYPE, Service, base_url, check_writable, compile_fields, compile_sharing_fields,
-                      meta_time, parse_json_body, parse_page_size, unmatched)
+                      meta_time, page_offset, page_token, parse_json_body, parse_page_size, unmatched)
 from .uploads import Uploads
 
 SEND_CHUNK = 1024 * 1024
@@ -111,19 +110,6 @@ def parse_range(header: str, size: int):
     if end < start:
         return None
     return start, min(end, size - 1)
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        return int(base64.urlsafe_b64decode(token.encode() + b"==").decode().split(":", 1)[1])
-    except Exception:
-        raise errors.invalid_value("pageToken") from None
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
 
 
 def _bool(v: str | None, default: bool = False) -> bool:
@@ -494,13 +480,7 @@ class EmulatorServer:
                                                  drive_id=drive_id, include_drives=include)
         where, params = f"({where}) AND {vis}", params + vparams
         page_size = parse_page_size(q, 100)
-        offset = 0
-        token = q.get("pageToken")
-        if token:
-            try:
-                offset = int(base64.urlsafe_b64decode(token.encode() + b"==").decode().split(":", 1)[1])
-            except Exception:
-                raise errors.invalid_value("pageToken") from None
+        offset = page_offset(q.get("pageToken"))
         order = self._order_sql(q.get("orderBy"))
         if q.get("spaces") == "appDataFolder":
             rows = []
@@ -509,7 +489,7 @@ class EmulatorServer:
         out: dict = {"kind": "drive#fileList", "incompleteSearch": False}
         if len(rows) > page_size:
             rows = rows[:page_size]
-            out["nextPageToken"] = base64.urlsafe_b64encode(f"o:{offset + page_size}".encode()).decode().rstrip("=")
+            out["nextPageToken"] = page_token(offset + page_size)
         files_sel = sel.get("files") if sel is not None and "*" not in sel else None
         if sel is not None and "files" not in sel and "*" not in sel:
             files = []
@@ -714,10 +694,10 @@ class EmulatorServer:
         view.need(row, acc, "canShare")
         perms = view.cached().permissions_list(row)
         page_size = parse_page_size(q, 100)
-        start = _offset(q.get("pageToken"))
+        start = page_offset(q.get("pageToken"))
         out: dict = {"kind": "drive#permissionList", "permissions": perms[start:start + page_size]}
         if start + page_size < len(perms):
-            out["nextPageToken"] = _token(start + page_size)
+            out["nextPageToken"] = page_token(start + page_size)
         return fieldsel.apply(out, sel)
 
     def permissions_get(self, fid: str, pid: str, q, view: View) -> dict:
@@ -855,11 +835,11 @@ class EmulatorServer:
             size = 10
         drives = [d for d in self.sharing.drives_of(view.account)
                   if qlang.matches(node, {"name": d["name"]}, root_id="", user_email=view.account.email)]
-        start = _offset(q.get("pageToken"))
+        start = page_offset(q.get("pageToken"))
         out: dict = {"kind": "drive#driveList",
                      "drives": [self.sharing.drive_resource(d, d["role"]) for d in drives[start:start + size]]}
         if start + size < len(drives):
-            out["nextPageToken"] = _token(start + size)
+            out["nextPageToken"] = page_token(start + size)
         return fieldsel.apply(out, sel)
 
     def drives_delete(self, drive_id: str, q, view: View) -> None:

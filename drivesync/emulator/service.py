@@ -176,7 +176,8 @@ def parse_page_size(q, default: int) -> int:
     return min(page_size, 1000)
 
 
-def _page_offset(token: str | None) -> int:
+def page_offset(token: str | None) -> int:
+    """The offset a ``pageToken`` carries (``page_token`` made it); 400 invalid for any other text."""
     if not token:
         return 0
     try:
@@ -185,7 +186,8 @@ def _page_offset(token: str | None) -> int:
         raise errors.invalid_value("pageToken") from None
 
 
-def _page_token(offset: int) -> str:
+def page_token(offset: int) -> str:
+    """The ``nextPageToken`` of a list answer whose next page starts at ``offset``."""
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
 
 
@@ -351,12 +353,12 @@ class Service:
         sel = compile_fields(q.get("fields"), "RevisionList", "revisions")
         row = self._revisable(fid)
         page_size = parse_page_size(q, 200)
-        offset = _page_offset(q.get("pageToken"))
+        offset = page_offset(q.get("pageToken"))
         revs = self.store.revisions(row["id"])
         page = revs[offset:offset + page_size]
         out: dict = {"kind": "drive#revisionList"}
         if offset + page_size < len(revs):
-            out["nextPageToken"] = _page_token(offset + page_size)
+            out["nextPageToken"] = page_token(offset + page_size)
         out["revisions"] = [self.store.revision_resource(r) for r in page]
         return fieldsel.apply(out, sel)
 
