@@ -14,13 +14,12 @@ import os
 import random
 import zipfile
 
+import googleapiclient  # in the dev extra: a broken install fails here, never skips
 import pytest
-
-googleapiclient = pytest.importorskip("googleapiclient")
-from google.oauth2.credentials import Credentials  # noqa: E402
-from googleapiclient.discovery import build_from_document  # noqa: E402
-from googleapiclient.errors import HttpError  # noqa: E402
-from googleapiclient.http import (  # noqa: E402
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build_from_document
+from googleapiclient.errors import HttpError
+from googleapiclient.http import (
     MediaFileUpload,
     MediaInMemoryUpload,
     MediaIoBaseDownload,

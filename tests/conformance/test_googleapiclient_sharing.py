@@ -10,13 +10,12 @@ import json
 import os
 import uuid
 
+import googleapiclient  # in the dev extra: a broken install fails here, never skips
 import pytest
-
-googleapiclient = pytest.importorskip("googleapiclient")
-from google.oauth2.credentials import Credentials  # noqa: E402
-from googleapiclient.discovery import build_from_document  # noqa: E402
-from googleapiclient.errors import HttpError  # noqa: E402
-from googleapiclient.http import MediaInMemoryUpload, MediaIoBaseDownload  # noqa: E402
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build_from_document
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaInMemoryUpload, MediaIoBaseDownload
 
 DOC_PATH = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "drive.v3.json")
 FOLDER = "application/vnd.google-apps.folder"
