@@ -8,51 +8,14 @@ and what rclone must not see (an unshared folder, a drive it is not a member of)
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-pytestmark = [
-    pytest.mark.rclone,
-    pytest.mark.skipif(
-        shutil.which("rclone") is None,
-        reason="rclone is not on PATH (Debian: apt-get install rclone fuse3; .ci/run does this)",
-    ),
-]
+from rclone_cli import MARKS, Rclone
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from rclone_setup import rclone_args, write_rclone_config  # noqa: E402
+pytestmark = MARKS
 
-FAST = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "10s", "--timeout", "30s")
 BOB = "bob@example.com"
 ME = "emulated.user@example.com"
-
-
-class Rclone:
-    def __init__(self, emu, workdir: Path) -> None:
-        self.ca = emu.ca_cert_path
-        self.env = write_rclone_config(
-            workdir / "rclone.conf",
-            emulator_token_uri=emu.token_uri,
-            credentials_json_path=emu.credentials_path,
-            proxy_url=emu.proxy_url,
-            ca_cert_path=emu.ca_cert_path,
-        )
-        self.env["HOME"] = str(workdir)
-
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        argv = rclone_args(*FAST, *args, ca_cert_path=self.ca)
-        p = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            pytest.fail(f"rclone {' '.join(args)} -> exit {p.returncode}\n--- stderr (tail) ---\n{p.stderr[-4000:]}")
-        return p
-
-    def lsjson(self, *args: str) -> list[dict]:
-        return json.loads(self("lsjson", *args).stdout)
 
 
 @pytest.fixture(scope="module")
