@@ -41,3 +41,21 @@ def emulator(tmp_path, emulator_profile):
 
     with Emulator(tmp_path / "drive", profile=emulator_profile) as emu:
         yield emu
+
+
+@pytest.fixture
+def bwlimit_spent(monkeypatch) -> list[int]:
+    """The byte counts drivesync's --bwlimit bucket is asked to pass (pacer.Bandwidth.spend), in order: where
+    the limiter sits on the byte path, counted, not timed (its arithmetic is tested on a fake clock in
+    tests/unit/test_bwlimit.py)."""
+    from drivesync.pacer import Bandwidth
+
+    seen: list[int] = []
+    real = Bandwidth.spend
+
+    async def counting(self, nbytes):
+        seen.append(nbytes)
+        await real(self, nbytes)
+
+    monkeypatch.setattr(Bandwidth, "spend", counting)
+    return seen

@@ -352,19 +352,10 @@ def test_settings_from_env_and_config_file_reach_the_command(project, capsys, tm
     assert code == 2 and "DRIVESYNC_TRANSFERS" in err
 
 
-def test_bwlimit_counts_every_byte_both_ways(project, capsys, tmp_path, monkeypatch):
+def test_bwlimit_counts_every_byte_both_ways(project, capsys, tmp_path, bwlimit_spent):
     """The limiter sits on the byte path of downloads and uploads (counted, not timed: the bucket's arithmetic
     is tested on a fake clock in tests/unit/test_bwlimit.py)."""
-    from drivesync.pacer import Bandwidth
-
-    seen = []
-    real = Bandwidth.spend
-
-    async def counting(self, nbytes):
-        seen.append(nbytes)
-        await real(self, nbytes)
-
-    monkeypatch.setattr(Bandwidth, "spend", counting)
+    seen = bwlimit_spent
     out = tmp_path / "out"
     assert run(project, capsys, "pull", "project", str(out), "--bwlimit", "100M")[0] == 0
     assert sum(seen) == 10 + 5000 + 300 + 20                      # every media byte, nothing else

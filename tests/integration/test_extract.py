@@ -92,24 +92,14 @@ def test_zip_members_land_in_dir_as_unzip_puts_them(emulator, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["data.zip", "data.tar.gz"])
-def test_bwlimit_counts_every_archive_byte(emulator, tmp_path, monkeypatch, name):
+def test_bwlimit_counts_every_archive_byte(emulator, tmp_path, bwlimit_spent, name):
     """--bwlimit holds for --extract as for any pull: every archive byte read from Drive passes the run's
     bucket (counted, not timed: the bucket's arithmetic is tested on a fake clock in tests/unit/test_bwlimit.py)."""
-    from drivesync.pacer import Bandwidth
-
-    seen = []
-    real = Bandwidth.spend
-
-    async def counting(self, nbytes):
-        seen.append(nbytes)
-        await real(self, nbytes)
-
-    monkeypatch.setattr(Bandwidth, "spend", counting)
     data = dataset_zip() if name.endswith(".zip") else dataset_tar("w:gz")
     emulator.add_file(name, data)
     result = pull(emulator, name, tmp_path / "out", bwlimit=1000 * MiB)
     assert result.ok, result.failed
-    assert result.bytes_received >= len(data) and sum(seen) == result.bytes_received
+    assert result.bytes_received >= len(data) and sum(bwlimit_spent) == result.bytes_received
 
 
 def test_several_runs_of_members_go_in_parallel_through_the_transfer_engine(emulator, tmp_path):
