@@ -582,54 +582,41 @@ class DriveFileSystem(AsyncFileSystem):
         return b"".join(await asyncio.gather(*(one(a, b) for a, b in pieces)))
 
     async def _read_piece(self, item: RemoteFile, start: int, end: int, path: str = "") -> bytes:
-        """Bytes [start, end) of ``item``: one ranged GET (a cut body resumes from the last byte kept; a
-        server that ignores Range is read from byte 0 and the rest dropped). Content-Range's total must be
-        the size the item was listed with, else the file changed on Drive since: DriveFsError."""
+        """Bytes [start, end) of ``item``: one ranged GET through download.read_ranged, pull's reader (a cut
+        body resumes from the last byte kept, --bwlimit holds; a server that ignores Range is read from byte
+        0 and the rest dropped). Content-Range's total must be the size the item was listed with, else the
+        file changed on Drive since: DriveFsError. The read ends where the file does (416, or its size)."""
         if start >= end:
             return b""
         session = await self._session()
-        drive = session.drive
         out = bytearray()
-        pos, cuts = start, 0
-        while pos < end:
-            try:
-                async with session.transfers.stream_slot():
-                    with _as_os_errors(path):
-                        async with drive.media(item.id, pos, end - 1) as response:
-                            if response.status == 416:
-                                break
-                            skip = 0
-                            if response.status == 206:
-                                total = self._range_total(response.headers.get("Content-Range", ""), pos)
-                            else:
-                                length = response.headers.get("Content-Length") or ""
-                                total = int(length) if length.isdigit() else None
-                                skip = pos
-                            if total is not None and item.size is not None and total != item.size:
-                                self._forget_item(item.id)
-                                raise DriveFsError(f"{path or 'id:' + item.id} changed on Drive while it was read "
-                                                   f"(now {total} bytes, was {item.size}); open it again")
-                            content = response.content
-                            while pos < end:
-                                chunk = await content.readany()
-                                if not chunk:
-                                    break
-                                if skip:
-                                    if len(chunk) <= skip:
-                                        skip -= len(chunk)
-                                        continue
-                                    chunk, skip = chunk[skip:], 0
-                                chunk = chunk[:end - pos]
-                                out += chunk
-                                pos += len(chunk)
-                            if pos < end and (item.size is None or pos < item.size):
-                                raise TransferInterrupted(f"body ended at byte {pos} of {end}")
-                            break
-            except TransferInterrupted as exc:
-                cuts += 1
-                if cuts > self.settings.max_retries:
-                    raise TransferInterrupted(f"{path or item.id}: gave up after {cuts - 1} resumes: {exc}") from None
-                await asyncio.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 0.25 * cuts))
+
+        def judge(response, pos, end):
+            if response.status == 416:
+                return pos, pos, 0                       # nothing from pos on: the read ends here
+            skip = 0
+            if response.status == 206:
+                total = self._range_total(response.headers.get("Content-Range", ""), pos)
+            else:
+                length = response.headers.get("Content-Length") or ""
+                total = int(length) if length.isdigit() else None
+                skip = pos
+            if total is not None and item.size is not None and total != item.size:
+                self._forget_item(item.id)
+                raise DriveFsError(f"{path or 'id:' + item.id} changed on Drive while it was read "
+                                   f"(now {total} bytes, was {item.size}); open it again")
+            return pos, end if item.size is None else min(end, item.size), skip
+
+        async def keep(pos, buf, end):
+            out.extend(buf)
+            return pos + len(buf)
+
+        try:
+            with _as_os_errors(path):
+                await download.read_ranged(JobContext(session.transfers, path), session.drive, item.id, start,
+                                           end, keep, judge, settings=self.settings, counters=download.Counters())
+        except TransferInterrupted as exc:
+            raise TransferInterrupted(f"{path or item.id}: {exc}") from None
         return bytes(out)
 
     @staticmethod
