@@ -14,10 +14,10 @@ What it reuses, so there is one HTTP stack and one set of rules: ``session.open_
 retries, credentials), ``remote.resolve``/``resolve_folder``/``fetch_listing`` (REMOTE's anchors, batched
 listings with their empty-answer rechecks, shortcuts), ``download.Downloader`` for ``get`` (parallel ranges,
 verified, atomic rename, resumable through the journal), ``upload.upload_file`` for every write (multipart or
-resumable, verified by md5). Reads (``cat_file``, ``open('rb')``) are ranged GETs (more than 8 MiB: parallel
-4 MiB ranges) that resume a cut body and notice a file that changed on Drive between two reads (its size in
-Content-Range); files opened 'rb' read ahead adaptively (AdaptiveReadAhead) and the last 64 KiB of recently
-read revisions (Parquet footers) are kept for the next open.
+resumable, verified by md5), ``download.read_ranged`` for reads: ``cat_file`` and ``open('rb')`` are ranged
+GETs (more than 8 MiB: parallel 4 MiB ranges) that resume a cut body and notice a file that changed on Drive
+between two reads (its size in Content-Range); files opened 'rb' read ahead adaptively (AdaptiveReadAhead) and
+the last 64 KiB of recently read revisions (Parquet footers) are kept for the next open.
 
 Writes become visible only on commit: ``open('wb')`` and ``pipe_file`` spool to a local temporary file and
 upload on close, or, inside ``with fs.transaction:``, when the transaction commits (nothing is sent if it
