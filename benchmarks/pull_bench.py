@@ -129,7 +129,8 @@ def run_child(cmd: list[str], env: dict) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join()
-    return {"wall_s": wall, "cpu_s": rusage.ru_utime + rusage.ru_stime, "peak_rss_mb": rusage.ru_maxrss / 1024,
+    return {"wall_s": wall, "cpu_s": rusage.ru_utime + rusage.ru_stime, "user_s": rusage.ru_utime,
+            "sys_s": rusage.ru_stime, "peak_rss_mb": rusage.ru_maxrss / 1024,
             "stdout": streams.get("out", ""), "stderr": streams.get("err", ""), "returncode": proc.returncode}
 
 

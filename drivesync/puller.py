@@ -233,7 +233,8 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
             else:
                 # Reported first: with files missing, --delete removes nothing (as after a failed transfer).
                 result.failed += [Failure(a.rel, DOWNLOAD_DISABLED) for a in blocked]
-                await _execute(drive, plan, journal, settings, counters, result, progress, subscribers)
+                with journal.batched():   # a commit per few hundred files, not two per file (state.py)
+                    await _execute(drive, plan, journal, settings, counters, result, progress, subscribers)
         finally:
             if own_journal:
                 journal.close()

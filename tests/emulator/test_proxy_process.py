@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 
@@ -29,7 +30,8 @@ def test_standalone_proxy_tunnels_to_the_emulator_and_exits_on_sigterm(tmp_path)
             assert m, line
             assert m.group(2) == str(ca_out) and ca_out.is_file()
             token = httpx.post(emu.token_uri, data=_refresh_form(emu), trust_env=False).json()["access_token"]
-            with httpx.Client(proxy=m.group(1), verify=str(ca_out), trust_env=False, timeout=30) as c:
+            with httpx.Client(proxy=m.group(1), verify=ssl.create_default_context(cafile=str(ca_out)),
+                              trust_env=False, timeout=30) as c:
                 r = c.get("https://www.googleapis.com/drive/v3/files",
                           params={"q": "name = 'seen-through-the-proxy'"},
                           headers={"Authorization": f"Bearer {token}"})
