@@ -357,6 +357,16 @@ class Campaign:
         files, dups = self.drive.tree(remote)
         return {rel: md5(self.drive.content(item["id"])) for rel, item in files.items()}, dups
 
+    def until_folder_upload(self, remote: str, proc: subprocess.Popen, limit: float = 20.0) -> float:
+        """Wait until Drive shows a folder under ``remote`` (a checkpoint's stage, or the checkpoint); 0."""
+        deadline = time.time() + limit
+        while time.time() < deadline and proc.poll() is None:
+            top = self.drive.path_id(remote)
+            if top and any(k["mimeType"] == FOLDER for k in self.drive.children(top)):
+                break
+            time.sleep(0.05)
+        return 0.0
+
     def ensure_dataset(self) -> None:
         """The tree the pull faults download, pushed once (with no faults) and checked on Drive."""
         if self.dataset:
@@ -524,7 +534,7 @@ class Trainer(threading.Thread):
                 tmpdir = os.path.join(self.root, f"tmp-{name}")
                 os.makedirs(tmpdir)
                 files = {f"model-0000{i}-of-00003.safetensors":
-                         self.rng.randbytes(self.rng.randint(100 * KiB, 700 * KiB)) for i in range(1, 4)}
+                         self.rng.randbytes(self.rng.randint(1 * MiB, 2 * MiB)) for i in range(1, 4)}
                 files["trainer_state.json"] = json.dumps({"global_step": step}).encode()
                 for fname, blob in files.items():
                     self._write(os.path.join(tmpdir, fname), blob)
@@ -534,13 +544,18 @@ class Trainer(threading.Thread):
             time.sleep(self.every)
 
 
-def visible_checkpoints(got: dict[str, str], trainer: Trainer, r: Run, where: str) -> None:
-    """A checkpoint folder visible on Drive holds every one of its files (never half a checkpoint)."""
-    for folder, names in trainer.folders.items():
-        present = {rel.split("/", 1)[1] for rel in got if rel.startswith(folder + "/")}
-        if present and present != names:
+def visible_checkpoints(c: Campaign, remote: str, trainer: Trainer, r: Run, where: str) -> None:
+    """A checkpoint folder visible on Drive under its name holds every one of its files: never half a
+    checkpoint, and never an empty one (stages are hidden names and not looked at)."""
+    top = c.drive.path_id(remote)
+    for folder in c.drive.children(top) if top else []:
+        if folder["mimeType"] != FOLDER or folder["name"].startswith(".drivesync-"):
+            continue
+        names = {k["name"] for k in c.drive.children(folder["id"])}
+        if names != trainer.folders.get(folder["name"]):
             r.corrupt += 1
-            r.note(f"{where}: {folder}/ visible with {len(present)} of {len(names)} files")
+            r.note(f"{where}: {folder['name']}/ visible with {len(names)} of "
+                   f"{len(trainer.folders.get(folder['name'], ()))} files")
 
 
 @fault("watch-kill9")
@@ -550,9 +565,14 @@ def watch_kill9(c: Campaign, r: Run, rng: random.Random) -> None:
     c.emu.configure(upload_bps_per_connection=3 * MiB, upload_bps_total=6 * MiB)
     watch = c.cli("push", local, remote, "--watch", "--settle", "0.3", "-q")
     proc = c.start(watch, state)
-    trainer = Trainer(local, rng, steps=12, every=0.15)
+    trainer = Trainer(local, rng, steps=16, every=0.15)
     trainer.start()
-    r.kills += c.kill_after(proc, rng.uniform(0.5, 2.5))
+    if r.run % 2:
+        r.kills += c.kill_after(proc, rng.uniform(0.5, 4.0))
+    else:
+        # Aimed (every other run, the first included) at the moment that matters most: a checkpoint
+        # folder's files going up. A checkpoint uploaded into its final folder is caught here.
+        r.kills += c.kill_after(proc, c.until_folder_upload(remote, proc) + rng.uniform(0.0, 0.4))
     r.saw(proc.stderr.read(), "watcher before the kill")
     trainer.join()
     c.clean()
@@ -560,7 +580,7 @@ def watch_kill9(c: Campaign, r: Run, rng: random.Random) -> None:
     got = {rel: d for rel, d in got.items() if not rel.startswith(".drivesync-")}
     r.duplicated += dups
     r.finals_complete(got, trainer.versions, "Drive after kill -9")
-    visible_checkpoints(got, trainer, r, "Drive after kill -9")
+    visible_checkpoints(c, remote, trainer, r, "Drive after kill -9")
     # The next runtime starts the watcher again: it catches up with everything complete.
     want = local_tree(local)
     proc = c.start(watch, state)
