@@ -110,8 +110,9 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     needed_dirs: set[str] = set()
     remote_dirs: set[str] = set()
 
+    folders: dict[tuple[str, ...], str] = {}   # this plan's checked folders (a realpath per folder, not per file)
     for entry in tree.entries:
-        local = _local_path(root, entry.path.split("/"))
+        local = _local_path(root, entry.path.split("/"), folders)
         if entry.kind == "folder":
             remote_dirs.add(local)
             continue
@@ -176,10 +177,23 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     return plan
 
 
-def _local_path(root: str, parts: list[str]) -> str:
+def _local_path(root: str, parts: list[str], folders: dict[tuple[str, ...], str] | None = None) -> str:
     """Where a remote item goes under ``root``. A symlink at the final path that leads out of ``root`` is
     allowed (the download replaces the link itself, never writes through it); a folder on the way that leads
-    out is refused (UsageError), as is any unsafe name."""
+    out is refused (UsageError), as is any unsafe name.
+
+    ``folders`` (one plan's cache) keeps each parent folder's checked path: a file whose final path is not a
+    symlink resolves as its folder does, so it costs one lstat instead of a realpath of every component."""
+    name = parts[-1] if parts else ""
+    if folders is not None and len(parts) > 1 and not (
+            name in ("", ".", "..") or "/" in name or "\x00" in name or (os.sep != "/" and os.sep in name)):
+        key = tuple(parts[:-1])
+        parent = folders.get(key)
+        if parent is None:
+            parent = folders[key] = names.join_inside(root, parts[:-1])  # raises when a folder leads out
+        local = os.path.join(parent, name)
+        if not os.path.islink(local):
+            return local
     try:
         return names.join_inside(root, parts)
     except UsageError:
