@@ -726,19 +726,19 @@ class Downloader:
         over the whole file (the other streams stop at their next read, the queued ranges are dropped)
         and writes every byte not yet on disk, so the file costs its size once, not once per range."""
         me = object()
+
+        def admit():
+            if state.whole_body_owner is not None and state.whole_body_owner is not me:
+                raise _Abandoned()
+
         if sink is None:
             async def sink(pos, buf, end):
-                if state.whole_body_owner is not None and state.whole_body_owner is not me:
-                    raise _Abandoned()
+                admit()
                 if state.whole_body_owner is me:
                     for a, b in missing_within(pf.done, pos, pos + len(buf)):
                         await self._write(ctx, pf, a, buf[a - pos:b - pos], b, checkpoint, state)
                     return pos + len(buf)
                 return await self._write(ctx, pf, pos, buf, end, checkpoint, state)
-
-        def admit():
-            if state.whole_body_owner is not None and state.whole_body_owner is not me:
-                raise _Abandoned()
 
         def judge(response, pos, end):
             changed = _answer_differs(item, state.goog_hash, response)
@@ -758,8 +758,7 @@ class Downloader:
                 while not queue.empty():
                     queue.get_nowait()
                 return 0, item.size, 0
-            if state.whole_body_owner is not None and state.whole_body_owner is not me:
-                raise _Abandoned()
+            admit()
             return pos, end, pos  # drop what comes before our offset
 
         await read_ranged(ctx, self.drive, item.id, start, end, sink, judge, settings=self.settings,
