@@ -3,7 +3,10 @@ invariants checked after every run.
 
     python -m tests.faults --short                  # what CI runs (tests/integration/test_fault_campaign.py)
     python -m tests.faults --seed 7 --runs 10       # every fault, 10 runs each
-    python -m tests.faults --faults pull-kill9,watch-kill9 --runs 40 --out tests/faults/last-result.json
+    python -m tests.faults --faults pull-kill9,watch-kill9 --runs 40
+
+The last full run (every fault, 6 runs each) is committed as tests/faults/last-result.json: its table, the
+commit it ran on, and every run's seed and notes.
 
 Every run uses the real CLI (`drivesync ...` as a child process) against the bundled emulator running as a
 process of its own, so that both can be killed. After each run the campaign checks:
