@@ -33,6 +33,10 @@ class UsageError(DrivesyncError):
     exit_code = EXIT_USAGE
 
 
+#: An empty LOCAL: os.path.abspath("") is the current folder, which nobody means by it.
+EMPTY_LOCAL = "an empty path names no file or folder (write . for this folder)"
+
+
 class RemoteNotFound(DrivesyncError):
     """A remote path or id that does not exist."""
 

@@ -28,7 +28,7 @@ from typing import Iterable
 from . import extract as extract_, names, progress as bars_, restore, shard as shard_
 from .config import Settings, settings_with
 from .download import Counters, Downloader, Exporter
-from .errors import DriveError, DrivesyncError, UsageError
+from .errors import EMPTY_LOCAL, DriveError, DrivesyncError, UsageError
 from .filters import Filter
 from .plan import Action, Plan, make_plan
 from .locator import Locator, parse as parse_remote
@@ -162,6 +162,8 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
     ``remote``: any form locator.py reads (a My Drive path, id:ID, a Drive link, shared-with-me:NAME/...,
     shared-drive:NAME/...); ``drive_id``: REMOTE is a path inside that shared drive. ``compare``: what makes a
     local file the same as Drive's, 'default', 'checksum' or 'size' (plan.py; --checksum, --size-only)."""
+    if local == "":
+        raise UsageError(EMPTY_LOCAL)
     if latest and delete:
         raise UsageError("--latest and --delete do not go together (older checkpoints are not gone from Drive)")
     started = time.monotonic()

@@ -22,7 +22,8 @@ from typing import Iterable
 from .completion import is_temporary
 from .config import Settings, from_environment
 from .drive import Drive, RemoteFile, quote
-from .errors import EXIT_SOME_FAILED, DriveError, DrivesyncError, JournalError, LocalNotFound, NotAFolder, UsageError
+from .errors import (EMPTY_LOCAL, EXIT_SOME_FAILED, DriveError, DrivesyncError, JournalError, LocalNotFound, NotAFolder,
+                     UsageError)
 from .filters import Filter
 from .locator import parse as parse_remote
 from .remote import push_target, resolve_folder
@@ -558,6 +559,8 @@ async def resolve_root(drive: Drive, remote: str, *, create: bool = True, drive_
 
 
 def _check_local(local: str) -> str:
+    if local == "":     # os.path.abspath would take it for the current folder and push all of it
+        raise UsageError(EMPTY_LOCAL)
     path = os.path.abspath(os.path.expanduser(local))
     if not os.path.exists(path):
         raise LocalNotFound(f"no such file or folder: {local}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import parse_size
-from ..errors import UsageError
+from ..errors import EMPTY_LOCAL, UsageError
 
 
 def add_connection_flags(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def local_path(text: str) -> str:
     """LOCAL / DIR: any path but an empty one, which os.path.abspath would take for the current folder
     (``push ""`` uploaded the working directory, ``pull X ""`` wrote into it)."""
     if text == "":
-        raise argparse.ArgumentTypeError("an empty path names no file or folder (write . for this folder)")
+        raise argparse.ArgumentTypeError(EMPTY_LOCAL)
     return text
 
 
