@@ -178,6 +178,8 @@ class Drive:
 
     def _key_headers(self, ids: Iterable[str]) -> dict:
         """X-Goog-Drive-Resource-Keys for these items and their ancestors, where a key is known."""
+        if not self._keys:      # the common case: no link with a resource key in this session
+            return {}
         pairs: dict[str, str] = {}
         for start in ids:
             current, seen = start, 0
