@@ -268,6 +268,18 @@ def range_total(response, pos: int, end: int, file_id: str) -> int | None:
     return None if m.group(3) == "*" else int(m.group(3))
 
 
+async def gather_or_cancel(tasks: list[asyncio.Future]) -> None:
+    """Wait for all ``tasks``; when one fails (or this is cancelled), cancel the others and let them end
+    before the error goes on, so no stream outlives the download that started it."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judge, *, settings, counters,
                       admit=None) -> None:
     """Bytes [start, end) of a Drive file by ranged GETs, each in a stream slot of ``ctx``, handed on as
@@ -699,14 +711,7 @@ class Downloader:
 
             n = min(s.streams_per_file if multi else 1, len(ranges))
             if n:
-                tasks = [asyncio.ensure_future(worker()) for _ in range(n)]
-                try:
-                    await asyncio.gather(*tasks)
-                except BaseException:
-                    for t in tasks:
-                        t.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                    raise
+                await gather_or_cancel([asyncio.ensure_future(worker()) for _ in range(n)])
             return await asyncio.to_thread(pf.finish)
         except BaseException as exc:
             if not isinstance(exc, RemoteChanged) and not pf.done:

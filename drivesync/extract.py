@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from . import archive, names, shard as shard_
 from .archive import BadArchive, Member, MemberDecoder, Refused
-from .download import FolderSync, fsync_fd, range_total, read_ranged, start_writeback
+from .download import FolderSync, fsync_fd, gather_or_cancel, range_total, read_ranged, start_writeback
 from .errors import UsageError
 from .transfer import Event, Job, Transfers
 
@@ -230,11 +230,8 @@ async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piec
     tasks = [asyncio.ensure_future(worker()) for _ in range(min(streams, len(ranges)))]
     tasks.append(asyncio.ensure_future(emitter()))
     try:
-        await asyncio.gather(*tasks)
+        await gather_or_cancel(tasks)
     except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for data, held in ready.values():
             if held:
                 tokens.release()
