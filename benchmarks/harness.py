@@ -37,7 +37,7 @@ MB = 1_000_000
 KiB = 1024
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-SCENARIOS = ("large", "small", "project", "checkpoints")
+SCENARIOS = ("large", "small", "project", "checkpoints", "restore", "deep")
 PROFILES = ("drive-like", "unthrottled")
 
 
@@ -50,6 +50,11 @@ class Scenario:
     remote_root: str                       # folder under My Drive
     files: tuple[tuple[str, int, int], ...]  # (relative path, size, seed)
     description: str
+    #: When set, only these contenders run it; the others get an "unavailable" row saying ``only_why``.
+    only: tuple[str, ...] = ()
+    only_why: str = ""
+    #: Contenders whose rows get the run's --long-timeout instead of --timeout (to be measured outright).
+    long_timeout_for: tuple[str, ...] = ()
 
     @property
     def bytes(self) -> int:
@@ -82,7 +87,8 @@ def build_scenarios(quick: bool = False) -> dict[str, Scenario]:
     small = 16 * KiB if quick else 64 * KiB
     out["small"] = Scenario("small", "pull", "bench-small",
                             tuple((f"d{d:03d}/f{f:03d}.bin", small, next(seed)) for d in range(folders) for f in range(per)),
-                            f"{folders * per:,} files of {small // KiB} KiB in {folders} folders")
+                            f"{folders * per:,} files of {small // KiB} KiB in {folders} folders",
+                            long_timeout_for=("official",))
 
     zip_size = 4 * MB if quick else 500 * MB
     n_img, classes = (30, 3) if quick else (2000, 20)
@@ -96,13 +102,44 @@ def build_scenarios(quick: bool = False) -> dict[str, Scenario]:
         ext = ".yaml" if code_dirs[i % len(code_dirs)] == "configs" else ".py"
         files.append((f"{code_dirs[i % len(code_dirs)]}/module_{i:02d}{ext}", sz, next(seed)))
     out["project"] = Scenario("project", "pull", "bench-project", tuple(files),
-                              f"a {zip_size // MB} MB zip, {n_img:,} images of about {img_mean // 1000} KB, {n_code} code files")
+                              f"a {zip_size // MB} MB zip, {n_img:,} images of about {img_mean // 1000} KB, {n_code} code files",
+                              long_timeout_for=("official",))
 
     first = 8 * MB if quick else 2000 * MB
     n_ck, ck = (3, 2 * MB) if quick else (20, 100 * MB)
     files = [("model_full.pt", first, next(seed))] + [(f"step_{i:04d}.pt", ck, next(seed)) for i in range(1, n_ck + 1)]
     out["checkpoints"] = Scenario("checkpoints", "push", "bench-checkpoints", tuple(files),
                                   f"a {first // MB:,} MB file, then {n_ck} files of {ck // MB} MB, pushed")
+
+    # What every resumed training does first: bring back the newest checkpoint of a run.
+    shard, last = (4 * MB, 1 * MB) if quick else (500 * MB, 20 * MB)
+    files = [(f"model-{i + 1:05d}-of-00004.safetensors", shard, next(seed)) for i in range(4)]
+    files.append(("last.ckpt", last, next(seed)))
+    out["restore"] = Scenario("restore", "pull", "bench-restore", tuple(files),
+                              f"the newest checkpoint of a run: 4 shards of {shard // MB} MB and a "
+                              f"{last // MB} MB last.ckpt")
+
+    # Listing-bound: a deep tree of small files (six levels; files in the deepest folders only).
+    fan = (2, 2, 2, 2, 2, 2) if quick else (2, 2, 5, 5, 4, 5)
+    per_leaf, deep_size = (2, 1 * KiB) if quick else (10, 4 * KiB)
+    leaves = [""]
+    for level, n in enumerate(fan, 1):
+        leaves = [f"{p}{'/' if p else ''}L{level}_{i}" for p in leaves for i in range(n)]
+    files = [(f"{leaf}/f{f:02d}.bin", deep_size, next(seed)) for leaf in leaves for f in range(per_leaf)]
+    n_folders = sum(_prod(fan[:k + 1]) for k in range(len(fan)))
+    out["deep"] = Scenario("deep", "pull", "bench-deep", tuple(files),
+                           f"{len(files):,} files of {deep_size // KiB} KiB in {len(leaves):,} folders six levels "
+                           f"deep ({n_folders:,} folders in all)",
+                           only=("drivesync", "rclone-tuned", "rclone-latest-tuned"),
+                           only_why="not run on deep: the listing-bound comparison is against rclone --fast-list "
+                                    "(the tuned rows); the others pace at 10 requests/s or one file at a time")
+    return out
+
+
+def _prod(numbers: Iterable[int]) -> int:
+    out = 1
+    for n in numbers:
+        out *= n
     return out
 
 
@@ -489,11 +526,13 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
 
 def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profiles: Sequence[str], quick: bool,
             timeout: float, work: Path, log: Callable[[str], None] = print,
-            progress: Callable[[list[Row], dict], None] | None = None, transport: str = "tls") -> tuple[list[Row], dict]:
+            progress: Callable[[list[Row], dict], None] | None = None, transport: str = "tls",
+            long_timeout: float | None = None) -> tuple[list[Row], dict]:
     """Every scenario x profile x contender; `progress(rows, floors)` after each scenario/profile pair
     (the CLI writes the report there, so an interrupted run still leaves what it measured).
     `transport`: "tls" (every contender but the official client through the one TLS proxy process) or
-    "plain" (the emulator's plain port; rclone, which has no base-URL option, is then unavailable)."""
+    "plain" (the emulator's plain port; rclone, which has no base-URL option, is then unavailable).
+    `long_timeout`: the timeout of the rows a scenario names in ``long_timeout_for`` (default: `timeout`)."""
     from drivesync.emulator.limits import PROFILES as EMU_PROFILES
 
     specs = build_scenarios(quick)
@@ -516,9 +555,14 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
             floors[f"{profile}/{name}"] = fl.as_dict()
             log(f"  [{profile}] floor {fl.seconds:.2f} s (bound by {fl.bound_by})")
             def unavailable(c: Contender) -> str | None:
+                if scenario.only and c.name not in scenario.only:
+                    return scenario.only_why or f"not run on {name}"
                 if transport == "plain" and c.name.startswith(("rclone", "fuse")):
                     return "no base-URL option: rclone reaches the emulator only through the TLS proxy"
                 return c.unavailable(scenario.direction)
+
+            def limit(c: Contender) -> float:
+                return long_timeout if long_timeout and c.name in scenario.long_timeout_for else timeout
 
             ready = [c for c in contenders if not unavailable(c)]
             for c in contenders:
@@ -532,7 +576,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
             if scenario.direction == "pull":
                 with EmulatorProcess(data_dir, profile, work / "emulator" / f"{name}-{profile}", transport) as emu:
                     for c in ready:
-                        rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
+                        rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=limit(c),
                                                          floor_s=fl.seconds, local=local)))
             else:
                 for c in ready:
@@ -542,7 +586,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                     try:
                         with EmulatorProcess(fresh, profile, work / "emulator" / f"{name}-{profile}-{c.name}",
                                              transport) as emu:
-                            rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=timeout,
+                            rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=limit(c),
                                                              floor_s=fl.seconds, local=local)))
                     finally:
                         shutil.rmtree(fresh, ignore_errors=True)
@@ -671,7 +715,7 @@ def targets(rows: list[Row], profile: str = "drive-like") -> list[str]:
                              + ("" if b.status == "ok" else ", a lower bound: rclone timed out"))
             else:
                 parts.append(f"{d.wall_s / b.wall_s:.2f}x slower than {which} (misses)")
-            if s == "small" and d.files and b.files and b.status == "ok" and d.cpu_s and b.cpu_s:
+            if s in ("small", "deep") and d.files and b.files and b.status == "ok" and d.cpu_s and b.cpu_s:
                 mine, theirs = 1000 * d.cpu_s / d.files, 1000 * b.cpu_s / b.files
                 parts.append(f"client CPU per file {mine:.2f} ms vs {theirs:.2f} ms "
                              f"({'meets' if mine <= theirs else 'misses'}: at or below {_peer_name(b)}'s)")
@@ -684,6 +728,33 @@ def targets(rows: list[Row], profile: str = "drive-like") -> list[str]:
                 parts.append(f">= {speedup:.1f}x faster than the official client (a lower bound: it timed out; "
                              f"10x {'met' if speedup >= 10 else 'not shown'} within the timeout)")
         lines.append(f"- {s}: " + "; ".join(parts))
+    return lines
+
+
+UNTHROTTLED_TARGET = 1.2
+
+
+def unthrottled_targets(rows: list[Row]) -> list[str]:
+    """Issue 13's unthrottled target: drivesync (pacing off) within 1.2x of each rclone build's best row."""
+    by = {(r.scenario, r.contender): r for r in rows if r.profile == "unthrottled"}
+    lines = []
+    for s in ("small", "project"):
+        d = by.get((s, "drivesync"))
+        if d is None:
+            continue
+        if d.status != "ok" or not d.wall_s:
+            lines.append(f"- {s}: drivesync has no result ({d.note})")
+            continue
+        parts = []
+        for names in PEERS:
+            b = best_row([by.get((s, n)) for n in names])
+            if b is None:
+                continue
+            which = f"{_peer_name(b)}'s best row ({b.label.rsplit(', ', 1)[-1]}, {_fmt_wall(b)})"
+            ratio = d.wall_s / b.wall_s
+            verdict = "meets" if ratio <= UNTHROTTLED_TARGET else "misses"
+            parts.append(f"{ratio:.2f}x {which} ({verdict} {UNTHROTTLED_TARGET}x)")
+        lines.append(f"- {s}: drivesync {_fmt_wall(d)}; " + "; ".join(parts))
     return lines
 
 
@@ -737,6 +808,10 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
             out += [f"Targets (drivesync within {FLOOR_TARGET}x of the floor; faster than the best row, defaults or "
                     "tuned, of each rclone build; client CPU per small file at or below theirs; >= 10x the "
                     "official client on small and project):", ""] + targets(rows, profile) + [""]
+        elif profile == "unthrottled" and unthrottled_targets(rows):
+            out += [f"Targets (no quota, so no floor: drivesync within {UNTHROTTLED_TARGET}x of each rclone build's "
+                    "best row on small and project, or faster; the pacing column says what each row ran with):",
+                    ""] + unthrottled_targets(rows) + [""]
     for p in plots:
         out += [f"![{Path(p).stem}]({Path(p).name})", ""]
     out += ["Wall: from starting the contender's process to its exit (for the FUSE row: mount, `cp -r`, unmount). "

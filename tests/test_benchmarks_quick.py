@@ -146,6 +146,15 @@ def test_quick_scenarios_keep_the_full_shapes():
     assert sum(1 for p, _, _ in full["project"].files if p.startswith("images/")) == 2000
     for name in full:
         assert quick[name].bytes < full[name].bytes
+    # issue 13's two new shapes: a checkpoint to restore, and a listing-bound tree six levels deep.
+    assert [s for _, s, _ in full["restore"].files] == [500 * 1000**2] * 4 + [20 * 1000**2]
+    assert full["restore"].files[-1][0] == "last.ckpt"
+    deep = full["deep"].job
+    assert len(full["deep"].files) == 20_000 and len(deep.folders_per_level) == 6
+    assert deep.folders_per_level[-1] == 2_000
+    assert len(quick["deep"].job.folders_per_level) == 6
+    assert "rclone-tuned" in full["deep"].only and "fuse-mount" not in full["deep"].only
+    assert full["small"].long_timeout_for == full["project"].long_timeout_for == ("official",)
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -281,3 +290,31 @@ def test_quick_run_under_drive_like_reports_ratios_to_the_floor(tmp_path):
             # least the floor's request count (a floor that over-counts requests flatters every ratio, and
             # a row whose emulator stats were not counted or reset wrongly shows fewer).
             assert r["requests"] >= floor_requests, (r, floor_requests)
+
+
+def test_quick_restore_and_deep_rows_are_verified_and_the_rest_say_why_not(tmp_path):
+    data = _quick(tmp_path, "--scenarios", "restore,deep", "--profiles", "unthrottled",
+                  "--contenders", "drivesync,rclone-tuned,official", "--long-timeout", "150")
+    rows = {(r["scenario"], r["contender"]): r for r in data["rows"]}
+    for key in [("restore", "drivesync"), ("restore", "rclone-tuned"), ("restore", "official"),
+                ("deep", "drivesync"), ("deep", "rclone-tuned")]:
+        assert rows[key]["status"] == "ok", rows[key]    # every file's size and md5 checked
+    off = rows[("deep", "official")]
+    assert off["status"] == "unavailable" and "--fast-list" in off["note"]
+
+
+def test_unthrottled_targets_compare_with_each_rclone_builds_best_row():
+    def row(scenario, contender, label, wall, status="ok"):
+        return harness.Row(profile="unthrottled", scenario=scenario, contender=contender, label=label,
+                           status=status, wall_s=wall)
+
+    rows = [row("small", "drivesync", "drivesync", 11.0),
+            row("small", "rclone-tuned", "rclone 1.60.1 copy, tuned", 10.0),
+            row("small", "rclone-default", "rclone 1.60.1 copy, defaults", 110.0, "timeout"),
+            row("small", "rclone-latest-tuned", "rclone 1.75.2 copy, tuned", 8.0),
+            row("project", "drivesync", "drivesync", 4.0),
+            row("project", "rclone-tuned", "rclone 1.60.1 copy, tuned", 5.0)]
+    small, project = harness.unthrottled_targets(rows)
+    assert "1.10x rclone 1.60.1's best row (tuned" in small and "(meets 1.2x)" in small
+    assert "1.38x rclone 1.75.2's best row" in small and "(misses 1.2x)" in small
+    assert "0.80x rclone 1.60.1's best row" in project and "meets" in project
