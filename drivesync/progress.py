@@ -46,6 +46,13 @@ class Progress:
             text += f" | {self.waiting_for}"
         self.main.set_postfix_str(text, refresh=False)
 
+    def grow(self, nbytes: int, files: int) -> None:
+        """More work became known (a pull that starts while its listing is still arriving)."""
+        self.total_files += files
+        self.main.total = (self.main.total or 0) + nbytes
+        self._postfix()
+        self.main.refresh()
+
     def waiting(self, notice: str) -> None:
         """A transport retry notice ('503 from www.googleapis.com, retry 3 in 4 s'), shown until the next file ends."""
         self.waiting_for = notice

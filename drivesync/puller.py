@@ -2,7 +2,9 @@
 
 ``pull(remote, local, **options)`` / ``await pull_async(...)`` resolve the remote path once, list the tree
 in batched queries (remote.py), compare it with local files and the journal (plan.py), and run the
-downloads through transfer.Transfers (download.py does one file). It returns a PullResult; it raises
+downloads through transfer.Transfers (download.py does one file). A folder's downloads start as soon as
+its first level is listed, while deeper levels still list (largest known file first); only --delete,
+--latest, --shard and --dry-run, which need the whole tree, list it all first. It returns a PullResult; it raises
 a DrivesyncError (one line) for bad input, before writing anything.
 
 Works in a notebook: when an event loop is already running in this thread (Jupyter), ``pull`` runs
@@ -20,6 +22,7 @@ unless tps is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +35,7 @@ from .errors import EMPTY_LOCAL, DriveError, DrivesyncError, UsageError
 from .filters import Filter
 from .plan import Action, Plan, make_plan
 from .locator import Locator, parse as parse_remote
-from .remote import Entry, locate, parse_export_formats, walk
+from .remote import Entry, Listing, Tree, TreeBuilder, fetch_listing, locate, parse_export_formats, walk
 from .session import open_drive
 from .state import Journal
 from .transfer import Job, Transfers, run_sync
@@ -192,6 +195,26 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
                                   keep_archive, started, (rank, world) if shard is not None else None,
                                   filt if filt.active else None)
         target = os.path.abspath(local if local else default_local(loc, item.name))
+        if item.is_folder and not (latest or shard is not None or delete or dry_run):
+            # The usual pull: downloads start while the listing is still arriving.
+            if os.path.lexists(target) and not os.path.isdir(target):
+                raise UsageError(f"{local or target} exists and is not a folder (the remote is a folder)")
+            check_writable(target)
+            result.local = target
+            if own_journal:
+                journal = Journal()
+            try:
+                records = journal.synced_under(target) if os.path.isdir(target) else {}
+                with journal.batched():   # a commit per few hundred files, not two per file (state.py)
+                    tree = await _execute_streaming(drive, item, target, journal, settings, counters, result,
+                                                    progress, subscribers, records=records, filt=filt,
+                                                    compare=compare, formats=formats, skip_gdocs=skip_gdocs)
+            finally:
+                if own_journal:
+                    journal.close()
+            result.warnings = list(tree.warnings) + result.warnings
+            result.gdocs_skipped = len(tree.skipped_docs)
+            return _finish(result, drive, counters, tree, started)
         tree = await walk(drive, item, settings, export_formats=formats, skip_gdocs=skip_gdocs)
         if latest:
             if not item.is_folder:
@@ -239,12 +262,17 @@ async def pull_async(remote: str, local: str | None = None, *, settings: Setting
         finally:
             if own_journal:
                 journal.close()
-        result.retries = counters.retries + drive.t.stats.retries
-        result.requests = drive.t.stats.requests
-        result.list_rechecks = tree.recheck_requests
-        result.verified_by_goog_hash = counters.by_goog_hash
-        result.verified_by_size_only = counters.size_only
-        result.range_ignored = counters.range_ignored
+        return _finish(result, drive, counters, tree, started)
+
+
+def _finish(result: PullResult, drive, counters: Counters, tree: Tree, started: float) -> PullResult:
+    """The run's counters into ``result`` (called inside the Drive session: its stats are still there)."""
+    result.retries = counters.retries + drive.t.stats.retries
+    result.requests = drive.t.stats.requests
+    result.list_rechecks = tree.recheck_requests
+    result.verified_by_goog_hash = counters.by_goog_hash
+    result.verified_by_size_only = counters.size_only
+    result.range_ignored = counters.range_ignored
     result.bytes = counters.bytes
     result.bytes_received = counters.received
     result.seconds = time.monotonic() - started
@@ -298,10 +326,8 @@ def latest_checkpoint(remote: str, **options) -> str | None:
     return run_sync(latest_checkpoint_async(remote, **options))
 
 
-async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, counters: Counters,
-                   result: PullResult, progress: bool, subscribers: Iterable) -> None:
-    for action in plan.mkdirs:
-        await asyncio.to_thread(os.makedirs, action.local, exist_ok=True)
+def _job_maker(drive, journal: Journal, settings: Settings, counters: Counters):
+    """Action -> Job: what one planned transfer does (download, export, or hash-and-maybe-skip)."""
     downloader = Downloader(drive, journal, settings, counters)
     exporter = Exporter(drive, journal, settings, counters)
 
@@ -325,35 +351,36 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
         size = entry.size if action.kind != "export" else 0
         return Job(path=entry.path, size=size, run=run)
 
+    return job_for
+
+
+@contextlib.contextmanager
+def _transfers(drive, settings: Settings, progress: bool, subscribers: Iterable, total_bytes: int, total_files: int):
+    """Transfers with the progress bars (when wanted) subscribed; the bars are closed after."""
     subs = list(subscribers)
     bars = None
     if progress:
-        bars = bars_.Progress(total_bytes=plan.bytes_to_transfer, total_files=len(plan.transfers),
+        bars = bars_.Progress(total_bytes=total_bytes, total_files=total_files,
                               big_file=settings.multistream_cutoff, unit_files="files",
                               disable=False)  # decided by progress.wanted
         subs.append(bars)
         drive.t.on_retry = bars.waiting
-    transfers = Transfers(transfers=settings.transfers, max_streams=settings.max_streams, subscribers=subs)
     try:
-        outcomes = await transfers.run([job_for(a) for a in plan.transfers])
+        yield Transfers(transfers=settings.transfers, max_streams=settings.max_streams, subscribers=subs), bars
     finally:
         if bars is not None:
             drive.t.on_retry = None
             bars.close()
-    for action in plan.conflicts:
-        result.failed.append(Failure(action.rel, action.reason))
-    for outcome in outcomes:
-        if outcome.result == "fail" and _download_refused(outcome.error):
-            result.failed.append(Failure(outcome.path, DOWNLOAD_DISABLED))
-            result.download_disabled += 1
-        elif outcome.result == "fail":
-            result.failed.append(Failure(outcome.path, _reason(outcome.error)))
-        elif outcome.result == "skip":
-            result.skipped += 1
-        else:
-            result.done += 1
-            if outcome.result == "exported":
-                result.exported += 1
+
+
+async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, counters: Counters,
+                   result: PullResult, progress: bool, subscribers: Iterable) -> None:
+    for action in plan.mkdirs:
+        await asyncio.to_thread(os.makedirs, action.local, exist_ok=True)
+    job_for = _job_maker(drive, journal, settings, counters)
+    with _transfers(drive, settings, progress, subscribers, plan.bytes_to_transfer, len(plan.transfers)) as (t, _):
+        outcomes = await t.run([job_for(a) for a in plan.transfers])
+    _tally(outcomes, plan.conflicts, result)
     if plan.deletes:
         if result.failed:
             result.warnings.append(f"not deleting {len(plan.deletes)} local files: some transfers failed")
@@ -367,6 +394,61 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
                     pass
                 except OSError as exc:
                     result.failed.append(Failure(action.local, f"could not delete: {exc.strerror}"))
+
+
+async def _execute_streaming(drive, item, root: str, journal: Journal, settings: Settings, counters: Counters,
+                             result: PullResult, progress: bool, subscribers: Iterable, *, records: dict,
+                             filt: Filter, compare: str, formats, skip_gdocs: bool) -> Tree:
+    """List the folder ``item`` level by level and start each level's transfers as soon as it is known
+    (remote.TreeBuilder places each level's entries; plan.make_plan plans them). Returns the whole tree."""
+    job_for = _job_maker(drive, journal, settings, counters)
+    listing = Listing()
+    builder = TreeBuilder(item, listing, export_formats=formats, skip_gdocs=skip_gdocs)
+    conflicts: list[Action] = []
+    with _transfers(drive, settings, progress, subscribers, 0, 0) as (transfers, bars):
+        async def produce(submit) -> None:
+            async def on_level(folder_ids: list[str]) -> None:
+                entries = builder.expand(folder_ids)
+                plan = make_plan(Tree(root=item, entries=entries), root, records=records, filter=filt,
+                                 compare=compare)
+                blocked = _not_downloadable(plan)
+                result.download_disabled += len(blocked)
+                result.failed += [Failure(a.rel, DOWNLOAD_DISABLED) for a in blocked]
+                result.filtered += plan.filtered
+                result.skipped += len(plan.skips)
+                conflicts.extend(plan.conflicts)
+                for action in plan.mkdirs:
+                    await asyncio.to_thread(os.makedirs, action.local, exist_ok=True)
+                if bars is not None and plan.transfers:
+                    bars.grow(plan.bytes_to_transfer, len(plan.transfers))
+                submit([job_for(a) for a in plan.transfers])
+
+            await fetch_listing(drive, item.id, settings, on_level=on_level, into=listing)
+
+        outcomes = await transfers.run_fed(produce)
+    _tally(outcomes, conflicts, result)
+    tree = builder.tree
+    tree.entries.sort(key=lambda e: e.path)
+    tree.requests, tree.recheck_requests = listing.requests, listing.recheck_requests
+    tree.recovered_folders = listing.recovered_folders
+    return tree
+
+
+def _tally(outcomes, conflicts: Iterable[Action], result: PullResult) -> None:
+    for action in conflicts:
+        result.failed.append(Failure(action.rel, action.reason))
+    for outcome in outcomes:
+        if outcome.result == "fail" and _download_refused(outcome.error):
+            result.failed.append(Failure(outcome.path, DOWNLOAD_DISABLED))
+            result.download_disabled += 1
+        elif outcome.result == "fail":
+            result.failed.append(Failure(outcome.path, _reason(outcome.error)))
+        elif outcome.result == "skip":
+            result.skipped += 1
+        else:
+            result.done += 1
+            if outcome.result == "exported":
+                result.exported += 1
 
 
 def _download_refused(error: BaseException | None) -> bool:

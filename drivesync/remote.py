@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from . import locator, names
 from .drive import ACCESS_FIELDS, FOLDER, Drive, RemoteFile, parents_query, quote
@@ -372,7 +372,9 @@ async def push_target(drive: Drive, remote: str | Locator, filename: str, *,
 # -- walking a tree ---------------------------------------------------------------------------------
 
 
-async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool = True) -> Listing:
+async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool = True,
+                        on_level: Callable[[list[str]], Awaitable[None]] | None = None,
+                        into: Listing | None = None) -> Listing:
     """Every non-trashed item under ``root_id``, fetched breadth-first with batched parent queries.
     Each folder id is listed at most once (however many shortcuts lead to it). ``recursive=False``:
     the root's children only.
@@ -380,8 +382,12 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
     An empty answer to a batched query is never trusted: Drive sometimes answers a ``q`` that ORs
     several parents with nothing although the folders have children (rclone issues #3114, #4289). Such
     a batch is asked once more, and if it is still empty each of its folders is listed on its own
-    (single-parent queries are exact); the requests this costs are counted in ``recheck_requests``."""
-    listing = Listing()
+    (single-parent queries are exact); the requests this costs are counted in ``recheck_requests``.
+
+    ``on_level(ids)``: awaited after each level, once the children of the folders ``ids`` (and the targets
+    of the shortcuts among them) are all known, so a caller can start on them while deeper levels list.
+    ``into``: fill this Listing (the one a TreeBuilder reads) instead of a new one."""
+    listing = into if into is not None else Listing()
     listed: set[str] = set()
     sem = asyncio.Semaphore(settings.list_concurrency)
     batch_size = settings.list_batch
@@ -460,18 +466,49 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
                 target = listing.targets.get(t)
                 if target is not None and target.is_folder and recursive:
                     pending.append(target.id)
+        if on_level is not None:
+            await on_level(batch_ids)
     return listing
 
 
-def build_tree(root: RemoteFile, listing: Listing, *, export_formats: Iterable[str] = DEFAULT_EXPORT_FORMATS,
-               skip_gdocs: bool = False, max_depth: int = 256) -> Tree:
-    """The local shape of a remote tree: pure, deterministic (children ordered by name, then id)."""
-    formats = tuple(export_formats)
-    tree = Tree(root=root, entries=[])
-    # Depth-first with an explicit stack; ancestors are folder ids on the way down (loop detection).
-    stack: list[tuple[str, str, tuple[str, ...]]] = [(root.id, "", (root.id,))]
-    while stack:
-        folder_id, prefix, ancestors = stack.pop()
+class TreeBuilder:
+    """Turns listed folders into entries, a folder at a time, as their children become known (pure,
+    deterministic: children ordered by name, then id). ``expand(folder_id)`` places the children of
+    every spot the folder stands at (the root, a subfolder, each shortcut to it) and returns the new
+    entries; a subfolder whose children are already known is expanded at once, the others wait for
+    their own ``expand``. ``build_tree`` is every folder expanded, depth-first."""
+
+    def __init__(self, root: RemoteFile, listing: Listing, *, export_formats: Iterable[str] = DEFAULT_EXPORT_FORMATS,
+                 skip_gdocs: bool = False, max_depth: int = 256):
+        self.listing = listing
+        self.formats = tuple(export_formats)
+        self.skip_gdocs = skip_gdocs
+        self.max_depth = max_depth
+        self.tree = Tree(root=root, entries=[])
+        #: folder id -> the spots (local prefix, ancestor ids) waiting for its children.
+        self.waiting: dict[str, list[tuple[str, tuple[str, ...]]]] = {root.id: [("", (root.id,))]}
+        self.known: set[str] = set()
+
+    def expand(self, folder_ids: Iterable[str]) -> list[Entry]:
+        """The entries under ``folder_ids``, whose children ``listing`` now holds in full."""
+        out: list[Entry] = []
+        stack: list[tuple[str, str, tuple[str, ...]]] = []
+        for fid in folder_ids:
+            self.known.add(fid)
+            stack.extend((fid, prefix, anc) for prefix, anc in reversed(self.waiting.pop(fid, [])))
+        while stack:
+            folder_id, prefix, ancestors = stack.pop()
+            subfolders = self._place(folder_id, prefix, ancestors, out)
+            for sub_id, sub_prefix, sub_anc in reversed(subfolders):
+                if sub_id in self.known:
+                    stack.append((sub_id, sub_prefix, sub_anc))
+                else:
+                    self.waiting.setdefault(sub_id, []).append((sub_prefix, sub_anc))
+        return out
+
+    def _place(self, folder_id: str, prefix: str, ancestors: tuple[str, ...],
+               out: list[Entry]) -> list[tuple[str, str, tuple[str, ...]]]:
+        tree, listing = self.tree, self.listing
         wanted: list[tuple[str, str]] = []
         staged: dict[str, Entry] = {}
         for child in sorted(listing.children.get(folder_id, []), key=lambda c: (c.name, c.id)):
@@ -490,18 +527,18 @@ def build_tree(root: RemoteFile, listing: Listing, *, export_formats: Iterable[s
                 if item.id in ancestors:
                     tree.warnings.append(f"skipping shortcut {where}: it leads back into a folder above it (a loop)")
                     continue
-                if len(ancestors) > max_depth:
-                    tree.warnings.append(f"skipping {where}: deeper than {max_depth} folders")
+                if len(ancestors) > self.max_depth:
+                    tree.warnings.append(f"skipping {where}: deeper than {self.max_depth} folders")
                     continue
                 entry = Entry("", item, "folder", shortcut_id=shortcut_id)
                 local = names.safe_name(child.name)
             elif item.is_google_doc:
-                choice = export_choice(item.mime_type, formats)
+                choice = export_choice(item.mime_type, self.formats)
                 local = names.safe_name(child.name)
-                if choice is None or skip_gdocs:
-                    why = "--skip-gdocs" if skip_gdocs else f"no export format for {item.mime_type}"
+                if choice is None or self.skip_gdocs:
+                    why = "--skip-gdocs" if self.skip_gdocs else f"no export format for {item.mime_type}"
                     tree.skipped_docs.append(Entry(f"{prefix}{local}", item, "doc", shortcut_id=shortcut_id))
-                    if not skip_gdocs:
+                    if not self.skip_gdocs:
                         tree.warnings.append(f"skipping {where}: {why}")
                     continue
                 ext, mime = choice
@@ -522,9 +559,19 @@ def build_tree(root: RemoteFile, listing: Listing, *, export_formats: Iterable[s
         for key, entry in staged.items():
             entry.path = prefix + assigned[key]
             tree.entries.append(entry)
+            out.append(entry)
             if entry.kind == "folder":
                 subfolders.append((entry.item.id, entry.path + "/", ancestors + (entry.item.id,)))
-        stack.extend(reversed(subfolders))
+        return subfolders
+
+
+def build_tree(root: RemoteFile, listing: Listing, *, export_formats: Iterable[str] = DEFAULT_EXPORT_FORMATS,
+               skip_gdocs: bool = False, max_depth: int = 256) -> Tree:
+    """The local shape of a remote tree: pure, deterministic (children ordered by name, then id)."""
+    builder = TreeBuilder(root, listing, export_formats=export_formats, skip_gdocs=skip_gdocs, max_depth=max_depth)
+    builder.known.update(listing.children)
+    builder.expand([root.id])
+    tree = builder.tree
     tree.entries.sort(key=lambda e: e.path)
     return tree
 

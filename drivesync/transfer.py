@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import threading
 import time
@@ -68,6 +69,7 @@ class JobContext:
 
 class Transfers:
     def __init__(self, *, transfers: int, max_streams: int, subscribers: Iterable[Subscriber] = ()):
+        self.transfers = transfers
         self._files = asyncio.Semaphore(transfers)
         self._streams = asyncio.Semaphore(max_streams)
         self.subscribers: list[Subscriber] = list(subscribers)
@@ -112,6 +114,56 @@ class Transfers:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+
+    async def run_fed(self, produce: Callable[[Callable[[Iterable[Job]], None]], Awaitable[None]]) -> list[Outcome]:
+        """Like ``run``, for jobs that become known while the first ones already run: ``produce(submit)``
+        calls ``submit(jobs)`` as it learns of them and returns when there are no more. Of the jobs waiting,
+        the largest starts first (what is known so far is enough for that). Outcomes come back in the
+        order the jobs were submitted. The producer failing stops the run, as a job raising
+        AuthError/StopsTheRun does."""
+        waiting: list[tuple[int, int, Job]] = []
+        outcomes: dict[int, Outcome] = {}
+        arrived = asyncio.Event()
+        seq = 0
+        producing = True
+
+        def submit(jobs: Iterable[Job]) -> None:
+            nonlocal seq
+            for job in jobs:
+                heapq.heappush(waiting, (-job.size, seq, job))
+                seq += 1
+                self.emit(Event("queued", job.path, total=job.size))
+            arrived.set()
+
+        async def worker() -> None:
+            while True:
+                while not waiting:
+                    if not producing:
+                        return
+                    arrived.clear()
+                    await arrived.wait()
+                _, i, job = heapq.heappop(waiting)
+                outcomes[i] = await self._one(job)
+
+        async def producer() -> None:
+            nonlocal producing
+            try:
+                await produce(submit)
+            finally:
+                producing = False
+                arrived.set()
+
+        tasks = [asyncio.ensure_future(producer())] + [asyncio.ensure_future(worker())
+                                                        for _ in range(max(1, self.transfers))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [outcomes[i] for i in sorted(outcomes)]
 
 
 #: How long an interrupted run_sync waits for the worker's transfers to unwind (journal written, files closed).

@@ -244,3 +244,30 @@ def test_pull_works_inside_a_running_event_loop(emulator, tmp_path):
 
     assert asyncio.run(cell()).ok
     assert (tmp_path / "out" / "a.txt").read_bytes() == b"a"
+
+
+def test_downloads_start_while_deeper_levels_are_still_listing(emulator, tmp_path):
+    """A folder's first level is downloading before its deepest level is even listed (issue 13), and the
+    tree that lands is the same as a pull that lists everything first (--dry-run plans from the whole tree)."""
+    top = emulator.add_folder("deep")
+    emulator.add_file("top.bin", b"top level", parent_id=top)
+    parent = top
+    for depth in range(1, 4):
+        parent = emulator.add_folder(f"level{depth}", parent)
+        emulator.add_file(f"f{depth}.txt", f"at depth {depth}".encode(), parent_id=parent)
+        emulator.add_file(f"F{depth}.txt", f"same name, other case {depth}".encode(), parent_id=parent)
+    emulator.add_file("twin.txt", b"one", parent_id=parent)
+    emulator.add_file("twin.txt", b"two", parent_id=parent)     # a duplicate name at the deepest level
+    events = []
+    planned = pull(emulator, "deep", tmp_path / "plan", dry_run=True, progress=False)
+    result = pull(emulator, "deep", tmp_path / "out", subscribers=[lambda e: events.append((e.kind, e.path))],
+                  progress=False)
+    assert result.ok, result.failed
+    order = [e for e in events if e[0] in ("queued", "start")]
+    deepest = "level1/level2/level3/f3.txt"
+    assert order.index(("start", "top.bin")) < order.index(("queued", deepest))
+    got = local_tree(tmp_path / "out")
+    assert sorted(k for k in got if not k.endswith("/")) == sorted(line.split(" ", 1)[1].rsplit(" (", 1)[0]
+                                                                   for line in planned.plan
+                                                                   if line.startswith("download "))
+    assert result.done == planned.planned == 9

@@ -96,3 +96,58 @@ def test_an_interrupt_while_waiting_for_the_worker_cancels_the_coroutine_there()
         signal.signal(signal.SIGINT, previous)
     assert steps == ["cancelled"]
     assert not [t for t in threading.enumerate() if t.name == "drivesync-worker" and t.is_alive()]
+
+
+# -- run_fed: jobs that arrive while the first ones run (a pull that starts before its listing ends) --
+
+def test_fed_jobs_start_while_the_producer_still_runs_largest_waiting_first():
+    log: list[str] = []
+    more = asyncio.Event()
+
+    async def produce(submit):
+        submit([_job("first", 1, log)])
+        await asyncio.sleep(0.01)             # the next level is being listed
+        assert log == ["first"], "the first job ran while the producer was still producing"
+        submit([_job("s", 1, log), _job("L", 100, log), _job("m", 10, log)])
+        more.set()
+
+    outcomes = asyncio.run(Transfers(transfers=1, max_streams=1).run_fed(produce))
+    assert log == ["first", "L", "m", "s"]                       # of those waiting, the largest first
+    assert [o.path for o in outcomes] == ["first", "s", "L", "m"]  # the order they were submitted in
+    assert more.is_set() and all(o.result == "done" for o in outcomes)
+
+
+def test_a_failing_producer_stops_the_fed_run_and_cancels_the_jobs_in_flight():
+    cancelled = []
+
+    async def slow(ctx):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
+        return "done"
+
+    async def produce(submit):
+        submit([Job(path="slow", size=1, run=slow)])
+        await asyncio.sleep(0)
+        raise OSError("the listing failed")
+
+    with pytest.raises(OSError, match="the listing failed"):
+        asyncio.run(Transfers(transfers=2, max_streams=2).run_fed(produce))
+    assert cancelled == ["slow"]
+
+
+def test_a_fed_run_with_nothing_to_do_ends():
+    async def produce(submit):
+        submit([])
+
+    assert asyncio.run(Transfers(transfers=4, max_streams=4).run_fed(produce)) == []
+
+
+def test_credentials_failing_stop_a_fed_run_too():
+    async def produce(submit):
+        submit([_job("a", 1, [], fail=AuthError("sign in again")), _job("b", 1, [])])
+
+    with pytest.raises(AuthError):
+        asyncio.run(Transfers(transfers=1, max_streams=1).run_fed(produce))
