@@ -49,6 +49,13 @@ class Rclone:
             )
         return p
 
+    @property
+    def version(self) -> tuple[int, ...]:
+        """(1, 60, 1) for 'rclone v1.60.1-DEV': flags differ between the releases a user may have."""
+        first = subprocess.run(["rclone", "version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
+        digits = first.split(" v", 1)[-1].split("-")[0].split(".")
+        return tuple(int(d) for d in digits if d.isdigit())
+
     def lsjson(self, *args: str) -> list[dict]:
         return json.loads(self("lsjson", *args).stdout)
 
