@@ -136,6 +136,10 @@ def build_scenarios(quick: bool = False) -> dict[str, Scenario]:
     return out
 
 
+#: A row's timeout is at least this many times its scenario's floor, whatever --timeout says.
+TIMEOUT_FLOOR_FACTOR = 1.5
+
+
 def _prod(numbers: Iterable[int]) -> int:
     out = 1
     for n in numbers:
@@ -562,7 +566,10 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                 return c.unavailable(scenario.direction)
 
             def limit(c: Contender) -> float:
-                return long_timeout if long_timeout and c.name in scenario.long_timeout_for else timeout
+                if long_timeout and c.name in scenario.long_timeout_for:
+                    return long_timeout
+                # Never cut off a run within TIMEOUT_FLOOR_FACTOR of the floor (deep's floor is 100 s).
+                return max(timeout, round(TIMEOUT_FLOOR_FACTOR * fl.seconds))
 
             ready = [c for c in contenders if not unavailable(c)]
             for c in contenders:
@@ -762,7 +769,8 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
                    command: str, plots: Sequence[str] = ()) -> None:
     specs = build_scenarios(quick)
     out = [f"# Dataset staging benchmark{' (--quick)' if quick else ''}", "",
-           f"Command: `{command}`  ", f"Per-contender timeout: {timeout:.0f} s", "",
+           f"Command: `{command}`  ", f"Per-contender timeout: {timeout:.0f} s, or {TIMEOUT_FLOOR_FACTOR}x the scenario's floor where that is "
+           "longer (the command's --long-timeout, when given, for the rows measured outright)", "",
            "## Machine", ""]
     for k in ("cpu", "cores", "ram", "os", "python", "rclone", "rclone_latest", "fuse", "date", "commit"):
         out.append(f"- {k}: {machine.get(k, '')}")
