@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=harness.DEFAULT_RESULTS, help="where the report goes")
     ap.add_argument("--work", type=Path, default=harness.DEFAULT_WORK, help="scratch space (seeded data, outputs)")
     ap.add_argument("--merge", action="store_true",
-                    help="keep the rows of --out's previous results.json for the scenario/profile pairs not run now")
+                    help="keep the rows of --out's previous results.json that are not run now (by profile, scenario "
+                         "and contender; each row keeps its date)")
     ap.add_argument("--rewrite-report", action="store_true",
                     help="only rewrite results.md and the plots from --out's results.json (no run)")
     ns = ap.parse_args(argv)

@@ -893,18 +893,21 @@ def load_previous(out_dir: Path) -> dict | None:
 
 
 def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tuple[list[Row], dict]:
-    """Rows of an earlier report (same --quick) for the (profile, scenario) pairs not rerun now, plus these."""
+    """Rows of an earlier report (same --quick) for the (profile, scenario, contender) rows not rerun now, plus
+    these (each row keeps its own date and load; the report says the runs were merged)."""
     if bool(old.get("quick")) != quick:
         return rows, floors
-    fresh = {(r.profile, r.scenario) for r in rows}
+    fresh = {(r.profile, r.scenario, r.contender) for r in rows}
     names = {f.name for f in __import__("dataclasses").fields(Row)}
     kept = [Row(**{k: v for k, v in r.items() if k in names}) for r in old.get("rows", [])
-            if (r["profile"], r["scenario"]) not in fresh]
-    merged_floors = {k: v for k, v in old.get("floors", {}).items() if tuple(k.split("/", 1)) not in fresh}
+            if (r["profile"], r["scenario"], r["contender"]) not in fresh]
+    merged_floors = dict(old.get("floors", {}))
     merged_floors.update(floors)
     order = {(p, s): (PROFILES.index(p) if p in PROFILES else 9, SCENARIOS.index(s) if s in SCENARIOS else 9)
              for p, s in {(r.profile, r.scenario) for r in kept + rows}}
-    allrows = sorted(kept + rows, key=lambda r: order[(r.profile, r.scenario)])  # stable: contender order kept
+    from .contenders import NAMES
+    rank = {name: i for i, name in enumerate(NAMES)}
+    allrows = sorted(kept + rows, key=lambda r: (order[(r.profile, r.scenario)], rank.get(r.contender, 99)))
     return allrows, merged_floors
 
 

@@ -318,3 +318,16 @@ def test_unthrottled_targets_compare_with_each_rclone_builds_best_row():
     assert "1.10x rclone 1.60.1's best row (tuned" in small and "(meets 1.2x)" in small
     assert "1.38x rclone 1.75.2's best row" in small and "(misses 1.2x)" in small
     assert "0.80x rclone 1.60.1's best row" in project and "meets" in project
+
+
+def test_merge_keeps_every_row_not_run_again_and_replaces_the_ones_that_were():
+    old = {"quick": False, "floors": {"drive-like/large": {"seconds": 14.5}},
+           "rows": [{"profile": "drive-like", "scenario": "large", "contender": c, "label": c, "status": "ok",
+                     "wall_s": 20.0, "date": "then"} for c in ("drivesync", "rclone-tuned", "official")]}
+    rerun = [harness.Row(profile="drive-like", scenario="large", contender="drivesync", label="drivesync",
+                         status="ok", wall_s=16.0, date="now")]
+    rows, floors = harness.merge_rows(old, rerun, {"drive-like/large": {"seconds": 14.5}}, quick=False)
+    assert [(r.contender, r.date) for r in rows] == [("drivesync", "now"), ("rclone-tuned", "then"),
+                                                     ("official", "then")]
+    assert floors == {"drive-like/large": {"seconds": 14.5}}
+    assert harness.merge_rows({**old, "quick": True}, rerun, {}, quick=False)[0] == rerun   # never mix sizes
