@@ -139,6 +139,10 @@ def test_an_older_version_is_replaced_without_a_mix(emulator_profile, tmp_path, 
         with drivesync.watch(str(root), "run", settings=settings(emu), credentials=emu.credentials_path,
                              settle=0.3) as w:
             hf_folder(root, "checkpoint-9", new)
+        # Let the reader finish a whole poll after the swap (it may be mid-poll of the old state now).
+        after, deadline = reader.polls, time.monotonic() + 30
+        while reader.polls < after + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         reader.stop.set()
         reader.join()
         assert not w.status()["failed"], w.status()
