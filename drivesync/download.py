@@ -34,6 +34,7 @@ from typing import Iterable
 
 from . import integrity, names
 from .errors import DriveError, RemoteChanged, TransferInterrupted, VerificationFailed
+from .transfer import gather_or_cancel
 
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
@@ -324,18 +325,6 @@ def range_total(response, pos: int, end: int, file_id: str) -> int | None:
         raise TransferInterrupted(f"unexpected Content-Range {response.headers.get('Content-Range')!r} "
                                   f"for bytes {pos}-")
     return None if m.group(3) == "*" else int(m.group(3))
-
-
-async def gather_or_cancel(tasks: list[asyncio.Future]) -> None:
-    """Wait for all ``tasks``; when one fails (or this is cancelled), cancel the others and let them end
-    before the error goes on, so no stream outlives the download that started it."""
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judge, *, settings, counters,

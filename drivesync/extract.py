@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 from . import archive, names, shard as shard_
 from .archive import BadArchive, Member, MemberDecoder, Refused
-from .download import FolderSync, fsync_fd, gather_or_cancel, range_total, read_ranged, start_writeback
+from .download import FolderSync, fsync_fd, range_total, read_ranged, start_writeback
 from .errors import UsageError
-from .transfer import Event, Job, Transfers
+from .transfer import Event, Job, Transfers, gather_or_cancel
 
 #: A ranged GET answered 200 (Range ignored) is asked again this many times before it is read through.
 RANGE_IGNORED_RETRIES = 3

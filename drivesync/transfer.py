@@ -106,14 +106,7 @@ class Transfers:
         for job in jobs:
             self.emit(Event("queued", job.path, total=job.size))
         started = {i: asyncio.ensure_future(self._one(jobs[i])) for i in order}  # semaphores are FIFO
-        tasks = [started[i] for i in range(len(jobs))]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return await gather_or_cancel([started[i] for i in range(len(jobs))])
 
 
     async def run_fed(self, produce: Callable[[Callable[[Iterable[Job]], None]], Awaitable[None]]) -> list[Outcome]:
@@ -154,16 +147,21 @@ class Transfers:
                 producing = False
                 arrived.set()
 
-        tasks = [asyncio.ensure_future(producer())] + [asyncio.ensure_future(worker())
-                                                        for _ in range(max(1, self.transfers))]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel([asyncio.ensure_future(producer())]
+                               + [asyncio.ensure_future(worker()) for _ in range(max(1, self.transfers))])
         return [outcomes[i] for i in sorted(outcomes)]
+
+
+async def gather_or_cancel(tasks: list[asyncio.Future]) -> list:
+    """Wait for all ``tasks`` (their results, in order); when one fails (or this is cancelled), cancel the
+    others and let them end before the error goes on, so no stream or job outlives the work that started it."""
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 #: How long an interrupted run_sync waits for the worker's transfers to unwind (journal written, files closed).
