@@ -330,8 +330,9 @@ def range_total(response, pos: int, end: int, file_id: str) -> int | None:
 async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judge, *, settings, counters,
                       admit=None) -> None:
     """Bytes [start, end) of a Drive file by ranged GETs, each in a stream slot of ``ctx``, handed on as
-    ``pos = await sink(pos, buf, end)`` in pieces of ``io_buffer`` bytes or more (the last may be shorter;
-    none goes past ``end``), each chunk counted against --bwlimit and in ``counters.received``.
+    ``pos = await sink(pos, buf, end)`` in pieces of ``io_buffer`` bytes (the last may be shorter; none
+    goes past ``end``), each chunk counted against --bwlimit and in ``counters.received``. ``buf`` is a
+    view of one buffer the call fills again after the sink returns: a sink copies what it keeps.
     ``judge(response, pos, end)`` looks at each answer before its body is read (``range_total`` checks
     any but a 200, a 416 included) and returns ``(pos, end, skip)``:
     where the body's bytes go and how many of them come before ``pos`` (a server that ignored Range),
@@ -342,6 +343,10 @@ async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judg
     pos = start
     cuts = 0
     buf_size = settings.io_buffer
+    # One buffer per call, filled and handed on again and again: a fresh 1 MiB buffer per piece costs
+    # a page fault per 4 KiB on its first touch (the CLI has glibc mmap every buffer of 1 MiB or more).
+    buf = bytearray(min(buf_size, end - start))
+    view = memoryview(buf)
     while pos < end:
         try:
             async with ctx.stream_slot():
@@ -352,9 +357,12 @@ async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judg
                     if got is None:
                         continue
                     pos, end, skip = got
-                    buf = bytearray()
+                    if len(buf) < min(buf_size, end - pos):     # a judge that moved the range (whole body)
+                        buf = bytearray(min(buf_size, end - pos))
+                        view = memoryview(buf)
+                    fill = 0
                     content = response.content
-                    while pos + len(buf) < end:
+                    while pos + fill < end:
                         chunk = await content.readany()
                         if not chunk:
                             break
@@ -366,16 +374,19 @@ async def read_ranged(ctx, drive, file_id: str, start: int, end: int, sink, judg
                                 continue
                             chunk = chunk[skip:]
                             skip = 0
-                        buf += chunk
-                        if len(buf) >= buf_size:
-                            if pos + len(buf) > end:
-                                del buf[end - pos:]
-                            pos = await sink(pos, buf, end)
-                            buf = bytearray()
-                    if buf:
-                        if pos + len(buf) > end:
-                            del buf[end - pos:]
-                        pos = await sink(pos, buf, end)
+                        left = memoryview(chunk)
+                        while left:
+                            n = min(len(left), len(buf) - fill, end - pos - fill)
+                            view[fill:fill + n] = left[:n]
+                            left = left[n:]
+                            fill += n
+                            if fill == len(buf) or pos + fill >= end:
+                                pos = await sink(pos, view[:fill], end)
+                                fill = 0
+                                if pos >= end:
+                                    break
+                    if fill:
+                        pos = await sink(pos, view[:fill], end)
                     if pos < end:
                         raise TransferInterrupted(f"body ended at byte {pos} of {end}")
         except (TransferInterrupted, DriveError) as exc:
@@ -416,6 +427,7 @@ class PartialFile:
         self._reserve = fresh and size > 0
         self.md5 = hashlib.md5()
         self.hashed = 0
+        self._hash_buf: memoryview | None = None
         self._state = threading.Lock()
         self._hashing = threading.Lock()
 
@@ -468,12 +480,15 @@ class PartialFile:
                         n = min(offset + len(data), target) - self.hashed
                         self.md5.update(data[self.hashed - offset:self.hashed - offset + n])
                     else:
-                        n = min(_HASH_READ, target - self.hashed)
-                        block_ = os.pread(self.fd, n, self.hashed)
-                        if not block_:
+                        if self._hash_buf is None:
+                            # One buffer for every catch-up read: a fresh 4 MiB bytes per pread would
+                            # fault in each of its pages (most of a multi-stream file is hashed this way).
+                            self._hash_buf = memoryview(bytearray(_HASH_READ))
+                        into = self._hash_buf[:min(_HASH_READ, target - self.hashed)]
+                        n = os.preadv(self.fd, [into], self.hashed)
+                        if not n:
                             raise VerificationFailed(f"{self.path}: short read while hashing")
-                        n = len(block_)
-                        self.md5.update(block_)
+                        self.md5.update(into[:n])
                     self.hashed += n
             finally:
                 self._hashing.release()
@@ -828,10 +843,10 @@ class Downloader:
         await read_ranged(ctx, self.drive, item.id, start, end, sink, judge, settings=self.settings,
                           counters=self.counters, admit=admit)
 
-    async def _write(self, ctx, pf: PartialFile, pos: int, buf: bytearray, end: int, checkpoint: bool,
+    async def _write(self, ctx, pf: PartialFile, pos: int, buf, end: int, checkpoint: bool,
                      state: _FileState) -> int:
         if pos + len(buf) > end:
-            del buf[end - pos:]
+            buf = buf[:end - pos]
         n = len(buf)
 
         def work():

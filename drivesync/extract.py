@@ -576,6 +576,7 @@ class Extractor:
             async def sink(chunk):
                 if feed.finished.is_set():
                     raise _Stop()
+                chunk = bytes(chunk)                    # the reader fills its buffer again once we return
                 try:
                     feed.q.put_nowait(chunk)            # no thread hop while the reader keeps up
                 except queue.Full:
