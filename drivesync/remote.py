@@ -261,6 +261,10 @@ async def shared_with_me(drive: Drive) -> list[RemoteFile]:
     return await drive.list("sharedWithMe = true and trashed = false", fields=WALK_FIELDS)
 
 
+#: My Drive's root by its alias, for looking names up below it (never returned: locate walks at least one name).
+MY_DRIVE_ROOT = RemoteFile(id="root", name="My Drive", mime_type=FOLDER)
+
+
 async def _children_named(drive: Drive, folder: RemoteFile, name: str) -> list[RemoteFile]:
     return await drive.list(f"name = {quote(name)} and {quote(folder.id)} in parents and trashed = false",
                             fields=WALK_FIELDS, within=[folder.id])
@@ -272,7 +276,12 @@ async def locate(drive: Drive, remote: str | Locator, *, drive_id: str | None = 
     NotAFolder, AmbiguousPath or UsageError, one line each."""
     original = remote if isinstance(remote, Locator) else locator.parse(remote, drive_id=drive_id)
     loc = await _decide_bare(drive, original)
-    current, below, used = await _anchor(drive, loc, original)
+    if loc.anchor == locator.MY_DRIVE and loc.parts:
+        # A path below My Drive's root is looked up from the 'root' alias, which Drive's queries accept
+        # ("'root' in parents"): no files.get('root') round trip before the first name.
+        current, below, used = MY_DRIVE_ROOT, loc.parts, 0
+    else:
+        current, below, used = await _anchor(drive, loc, original)
     walked = loc.parts[:used]
     for i, part in enumerate(below):
         if not current.is_folder:

@@ -89,7 +89,8 @@ def test_all_5xx_drive_gives_up_and_shows_each_retry_at_v(emulator, capsys, capl
                      "--credentials", emulator.credentials_path, "--give-up-after", "4"])
     line = one_line(capsys.readouterr().err)
     assert code != 0
-    assert "gave up on 127.0.0.1 after 4 s without progress (files.get" in line or "(id:root" in line, line
+    # the call named: the lookup of the path's first name below My Drive's root (files.list)
+    assert "gave up on 127.0.0.1 after 4 s without progress" in line and "(files.list)" in line, line
     assert "last error: Drive answered 50" in line and "backendError" in line, line
     notices = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert notices and all(" from 127.0.0.1, retry " in n for n in notices), notices
