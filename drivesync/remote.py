@@ -393,8 +393,9 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
     a batch is asked once more, and if it is still empty each of its folders is listed on its own
     (single-parent queries are exact); the requests this costs are counted in ``recheck_requests``.
 
-    ``on_level(ids)``: awaited after each level, once the children of the folders ``ids`` (and the targets
-    of the shortcuts among them) are all known, so a caller can start on them while deeper levels list.
+    ``on_level(ids)``: awaited for each batch of folders ``ids`` as soon as their children (and the targets
+    of the shortcuts among them) are all known, so a caller can start on them while the rest of their level
+    and deeper levels list. A level of few folders is spread over ``list_concurrency`` queries.
     ``into``: fill this Listing (the one a TreeBuilder reads) instead of a new one."""
     listing = into if into is not None else Listing()
     listed: set[str] = set()
@@ -440,6 +441,37 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
                 raise
         listing.targets[target_id] = None if item.trashed else item
 
+    fetching: dict[str, asyncio.Future] = {}
+
+    async def list_chunk(ids: list[str]) -> list[str]:
+        """List the folders ``ids`` (and the shortcut targets among their children), hand them to on_level as
+        soon as they are complete, whatever the rest of their level is doing; returns the subfolders found."""
+        items = await list_batch(ids)
+        mine = set(ids)
+        subfolders: list[str] = []
+        targets: list[asyncio.Future] = []
+        for item in items:
+            # An item with parents in two chunks comes back from both: each places it under its own.
+            for parent in item.parents:
+                if parent in mine:
+                    listing.children[parent].append(item)
+            if item.is_folder and recursive:
+                subfolders.append(item.id)
+            elif item.is_shortcut and item.shortcut_target:
+                if item.shortcut_target not in fetching:     # each target fetched once, awaited by all
+                    fetching[item.shortcut_target] = asyncio.ensure_future(get_target(item.shortcut_target))
+                targets.append(fetching[item.shortcut_target])
+        if targets:
+            await asyncio.gather(*targets)
+        for item in items:
+            if item.is_shortcut and recursive:
+                target = listing.targets.get(item.shortcut_target or "")
+                if target is not None and target.is_folder:
+                    subfolders.append(target.id)
+        if on_level is not None:
+            await on_level(ids)
+        return subfolders
+
     pending = [root_id]
     while pending:
         batch_ids = []
@@ -455,28 +487,13 @@ async def fetch_listing(drive: Drive, root_id: str, settings, *, recursive: bool
         groups: dict[str | None, list[str]] = {}
         for fid in batch_ids:
             groups.setdefault(drive.drive_of(fid), []).append(fid)
-        chunks = [ids[i:i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
-        results = await asyncio.gather(*(list_batch(c) for c in chunks))
-        queried = set(batch_ids)
-        new_targets: list[str] = []
-        for items in results:
-            for item in items:
-                for parent in item.parents:
-                    if parent in queried:
-                        listing.children[parent].append(item)
-                if item.is_folder and recursive:
-                    pending.append(item.id)
-                elif item.is_shortcut and item.shortcut_target and item.shortcut_target not in listing.targets:
-                    listing.targets[item.shortcut_target] = None
-                    new_targets.append(item.shortcut_target)
-        if new_targets:
-            await asyncio.gather(*(get_target(t) for t in dict.fromkeys(new_targets)))
-            for t in new_targets:
-                target = listing.targets.get(t)
-                if target is not None and target.is_folder and recursive:
-                    pending.append(target.id)
-        if on_level is not None:
-            await on_level(batch_ids)
+        # A level of few folders is spread over every query slot, not put in one batch of up to list_batch
+        # whose pages (1000 items each) would come one after another: 20 folders of 100 images are 4
+        # queries of one page in parallel, not one query of two pages in a row.
+        size = max(1, min(batch_size, -(-len(batch_ids) // settings.list_concurrency)))
+        chunks = [ids[i:i + size] for ids in groups.values() for i in range(0, len(ids), size)]
+        found = await asyncio.gather(*(list_chunk(c) for c in chunks))
+        pending = [fid for sub in found for fid in sub]
     return listing
 
 

@@ -8,7 +8,7 @@ import drivesync
 from drivesync.cli import main
 from drivesync.config import Settings
 from drivesync.errors import RemoteNotFound, UsageError
-from drivesync.remote import resolve, walk
+from drivesync.remote import Listing, fetch_listing, resolve, walk
 from drivesync.session import open_drive
 
 
@@ -65,9 +65,57 @@ def test_ten_thousand_files_in_a_thousand_folders_take_a_few_dozen_requests(emul
     tree = asyncio.run(go())
     assert len(tree.files) == 10_000 and len(tree.folders) == 1000
     metadata = emu.stats()["by_kind"].get("metadata", 0)
-    # resolve (2) + the root's children (1) + 1000 folders / 50 per query (20), plus a few extra pages.
+    # resolve (1) + the root's children (1) + 1000 folders / 50 per query (20), plus a few extra pages.
     print("listing requests:", metadata)
     assert metadata <= 36, emu.stats()
+
+
+def test_a_path_below_my_drive_is_found_from_the_root_alias_one_request_per_name(emulator):
+    top = emulator.add_folder("top")
+    emulator.add_folder("inner", top)
+    settings = Settings(api_url=emulator.url)
+
+    async def go(path):
+        async with open_drive(settings, credentials=emulator.credentials_path) as drive:
+            item = await resolve(drive, path)
+            return item, drive.t.stats.requests
+
+    item, requests = asyncio.run(go("top"))
+    assert item.id == top and requests == 1         # no files.get('root') before the name
+    item, requests = asyncio.run(go("top/inner/"))
+    assert item.name == "inner" and requests == 2
+
+
+def test_a_level_of_few_folders_is_spread_over_the_query_slots_each_batch_handed_on_when_complete(emulator):
+    """Eight folders on one level are four queries of two folders (list_concurrency 4), not one batch whose
+    pages would come one after another, and each batch reaches on_level as soon as its own children are all
+    known, with the rest of the level still listing or not."""
+    top = emulator.add_folder("level")
+    folders = [emulator.add_folder(f"d{i}", top) for i in range(8)]
+    for i, folder in enumerate(folders):
+        for j in range(3):
+            emulator.add_file(f"f{j}.txt", f"{i}{j}".encode(), parent_id=folder)
+    settings = Settings(api_url=emulator.url, list_concurrency=4, list_batch=50)
+    calls = []
+
+    async def go():
+        async with open_drive(settings, credentials=emulator.credentials_path) as drive:
+            item = await resolve(drive, "level")
+            listing = Listing()
+
+            async def on_level(ids):
+                calls.append((list(ids), {fid: len(listing.children[fid]) for fid in ids}))
+
+            await fetch_listing(drive, item.id, settings, on_level=on_level, into=listing)
+            return item, listing
+
+    item, listing = asyncio.run(go())
+    assert calls[0] == ([item.id], {item.id: 8})
+    batches = [ids for ids, _ in calls[1:]]
+    assert sorted(len(ids) for ids in batches) == [2, 2, 2, 2]
+    assert sorted(fid for ids in batches for fid in ids) == sorted(folders)
+    assert all(counts == {fid: 3 for fid in ids} for ids, counts in calls[1:])   # complete when handed on
+    assert listing.requests == 1 + 4
 
 
 # -- drivesync.ls: the public API the command prints ---------------------------------------------------
