@@ -399,8 +399,8 @@ async def _execute(drive, plan: Plan, journal: Journal, settings: Settings, coun
 async def _execute_streaming(drive, item, root: str, journal: Journal, settings: Settings, counters: Counters,
                              result: PullResult, progress: bool, subscribers: Iterable, *, records: dict,
                              filt: Filter, compare: str, formats, skip_gdocs: bool) -> Tree:
-    """List the folder ``item`` level by level and start each level's transfers as soon as it is known
-    (remote.TreeBuilder places each level's entries; plan.make_plan plans them). Returns the whole tree."""
+    """List the folder ``item`` level by level and start each batch of folders' transfers as soon as that
+    batch is listed (remote.TreeBuilder places its entries; plan.make_plan plans them). Returns the whole tree."""
     job_for = _job_maker(drive, journal, settings, counters)
     listing = Listing()
     builder = TreeBuilder(item, listing, export_formats=formats, skip_gdocs=skip_gdocs)
