@@ -610,7 +610,7 @@ class Downloader:
                     self._take_back(ctx, len(data), len(data))
                     raise
                 want = integrity.expected(size, item.md5, state.goog_hash)
-                problem = await self._write_small(part, final_path, item, data, want)
+                problem = await self._write_small(ctx, part, final_path, item, data, want)
                 if problem is None:
                     self.folders.renamed(os.path.dirname(final_path) or ".")
                     self._count_check(want, item)
@@ -701,11 +701,12 @@ class Downloader:
                                            remote_modified=item.modified_time)
         return PartialFile(part, size, done, fresh=fresh, durable=self.durable)
 
-    async def _write_small(self, part: str, final_path: str, item, data: bytearray,
+    async def _write_small(self, ctx, part: str, final_path: str, item, data: bytearray,
                            want: integrity.Expected) -> str | None:
         """Verify a small file's bytes, write them to its partial, fsync (batched with other small files'),
-        finalize. On the event loop but for the fsync: no thread hop per file. None when it verified,
-        else what differs."""
+        finalize. On the event loop but for the fsync: no thread hop per file. Once written, the bytes are
+        let go and the file slot goes to the next download (``ctx.ending``) while the fsync waits for the
+        disk. None when it verified, else what differs."""
         md5 = hashlib.md5(data).hexdigest()
         crc = integrity.crc32c(bytes(data)) if want.method == integrity.CRC32C else None
         problem = integrity.mismatch(want, len(data), md5, crc)
@@ -717,6 +718,9 @@ class Downloader:
             written = 0
             while written < len(view):
                 written += os.write(fd, view[written:])
+            view.release()
+            data.clear()                        # in the page cache now: an ending file holds no buffer
+            await ctx.ending()
         except BaseException:
             os.close(fd)
             _unlink_quietly(part)

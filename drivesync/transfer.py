@@ -2,7 +2,9 @@
 
 Pull and push describe work as jobs (a coroutine per file); ``Transfers.run`` runs them with at most
 ``transfers`` at once, gives each job's byte streams a slot out of ``max_streams`` shared by all, and
-turns outcomes into events that progress.py (or a caller's own subscriber) consumes. A job failing
+turns outcomes into events that progress.py (or a caller's own subscriber) consumes. A job whose bytes
+are all in may hand its file slot on while it ends (``JobContext.ending``: fsync, rename, journal), so
+a disk slow to sync never idles the network; at most ``transfers`` jobs are ending at once. A job failing
 never stops the others; cancellation (Ctrl-C) stops all of them and leaves resumable state behind.
 It never does HTTP or file I/O itself.
 """
@@ -50,15 +52,48 @@ class Outcome:
     error: BaseException | None = None
 
 
-class JobContext:
-    """What a running job may use: stream slots and progress reporting."""
+class _Slots:
+    """The slots one running job holds: its file slot, then (after ``ending``) an ending slot instead."""
 
-    def __init__(self, transfers: "Transfers", path: str):
+    def __init__(self, transfers: "Transfers"):
+        self._t = transfers
+        self.file = True
+        self.ending = False
+
+    async def to_ending(self) -> None:
+        if not self.file:
+            return
+        await self._t._endings.acquire()     # bounded: while it waits, the job keeps its file slot
+        self.ending = True
+        self.file = False
+        self._t._files.release()
+
+    def release(self) -> None:
+        if self.file:
+            self.file = False
+            self._t._files.release()
+        if self.ending:
+            self.ending = False
+            self._t._endings.release()
+
+
+class JobContext:
+    """What a running job may use: stream slots, progress reporting, and handing its file slot on."""
+
+    def __init__(self, transfers: "Transfers", path: str, slots: _Slots | None = None):
         self._t = transfers
         self.path = path
+        self._slots = slots
 
     def stream_slot(self):
         return self._t.stream_slot()
+
+    async def ending(self) -> None:
+        """This job's transfer is over (every byte is in, verified and written) and only its ending is
+        left (fsync, rename, journal): its file slot goes to the next job now. Waits while ``transfers``
+        jobs are already ending. The job still reports done (or failed) only when it returns."""
+        if self._slots is not None:
+            await self._slots.to_ending()
 
     def progress(self, nbytes: int) -> None:
         self._t.emit(Event("bytes", self.path, nbytes))
@@ -71,6 +106,7 @@ class Transfers:
     def __init__(self, *, transfers: int, max_streams: int, subscribers: Iterable[Subscriber] = ()):
         self.transfers = transfers
         self._files = asyncio.Semaphore(transfers)
+        self._endings = asyncio.Semaphore(transfers)
         self._streams = asyncio.Semaphore(max_streams)
         self.subscribers: list[Subscriber] = list(subscribers)
 
@@ -83,11 +119,15 @@ class Transfers:
         async with self._streams:
             yield
 
-    async def _one(self, job: Job) -> Outcome:
-        async with self._files:
+    async def _one(self, job: Job, *, holding: bool = False) -> Outcome:
+        """Run one job in a file slot (taken here, or already taken by the caller: ``holding``)."""
+        if not holding:
+            await self._files.acquire()
+        slots = _Slots(self)
+        try:
             self.emit(Event("start", job.path, total=job.size))
             try:
-                result = await job.run(JobContext(self, job.path))
+                result = await job.run(JobContext(self, job.path, slots))
             except (asyncio.CancelledError, AuthError, StopsTheRun):
                 raise  # credentials or a Drive that fail for one file fail for all: stop the run with one message
             except Exception as exc:  # one file's failure is reported, the rest go on
@@ -95,6 +135,8 @@ class Transfers:
                 return Outcome(job.path, "fail", exc)
             self.emit(Event("done" if result != "skip" else "skip", job.path, total=job.size, message=result))
             return Outcome(job.path, result)
+        finally:
+            slots.release()
 
     async def run(self, jobs: Iterable[Job]) -> list[Outcome]:
         """Run every job; outcomes come back in the order the jobs were given.
@@ -130,14 +172,22 @@ class Transfers:
             arrived.set()
 
         async def worker() -> None:
+            # A file slot first, then the largest job waiting at that moment. Workers outnumber file
+            # slots by the ending slots: a job handing its slot on (JobContext.ending) keeps its worker.
             while True:
-                while not waiting:
-                    if not producing:
-                        return
-                    arrived.clear()
-                    await arrived.wait()
+                await self._files.acquire()
+                try:
+                    while not waiting:
+                        if not producing:
+                            self._files.release()
+                            return
+                        arrived.clear()
+                        await arrived.wait()
+                except BaseException:
+                    self._files.release()
+                    raise
                 _, i, job = heapq.heappop(waiting)
-                outcomes[i] = await self._one(job)
+                outcomes[i] = await self._one(job, holding=True)
 
         async def producer() -> None:
             nonlocal producing
@@ -148,7 +198,7 @@ class Transfers:
                 arrived.set()
 
         await gather_or_cancel([asyncio.ensure_future(producer())]
-                               + [asyncio.ensure_future(worker()) for _ in range(max(1, self.transfers))])
+                               + [asyncio.ensure_future(worker()) for _ in range(2 * max(1, self.transfers))])
         return [outcomes[i] for i in sorted(outcomes)]
 
 

@@ -103,3 +103,36 @@ def test_fsync_false_syncs_nothing_and_still_pulls_everything(emulator, tmp_path
                             multistream_cutoff=4 * MiB, range_size=1 * MiB)
     assert result.ok and (out / "big.bin").read_bytes() == emu.content(big)
     assert not [c for c in calls if c[0] == "fsync"], calls
+
+
+def test_a_file_waiting_for_its_fsync_hands_its_transfer_slot_to_the_next_download(emulator, tmp_path, monkeypatch):
+    """A disk slow to sync must not idle the network: with 2 transfers, the first fsync is held until 4 files
+    are written (each still a partial, none final). That happens only if files waiting for their fsync gave
+    their slots on; holding them, the pull could never get past 2 and the fsync would time out."""
+    emu = emulator
+    top = emu.add_folder("ds")
+    want = {f"f{i}.bin": emu.content(emu.add_file(f"f{i}.bin", size=40 * KiB + i, seed=10 + i, parent_id=top))
+            for i in range(8)}
+    out = tmp_path / "out"
+    real_fsync = os.fsync
+    seen: list[int] = []
+
+    def slow_disk_fsync(fd):
+        import stat
+        import time
+        if stat.S_ISREG(os.fstat(fd).st_mode) and not seen:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                partials = [n for n in os.listdir(out) if PARTIAL_SUFFIX in n]
+                if len(partials) >= 4:
+                    break
+                time.sleep(0.01)
+            seen.append(len([n for n in os.listdir(out) if PARTIAL_SUFFIX in n]))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_disk_fsync)
+    result = drivesync.pull("ds", str(out), credentials=emu.credentials_path, api_url=emu.url, progress=False,
+                            transfers=2)
+    assert result.ok, result.failed
+    assert seen and seen[0] >= 4, f"only {seen} files were written while the first one waited for its fsync"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == want

@@ -151,3 +151,69 @@ def test_credentials_failing_stop_a_fed_run_too():
 
     with pytest.raises(AuthError):
         asyncio.run(Transfers(transfers=1, max_streams=1).run_fed(produce))
+
+
+# -- ending: a job whose bytes are in hands its file slot on while it ends (fsync, rename) --------------
+
+def _ending_jobs(n, log, gate, ending_now):
+    def job(path):
+        async def run(ctx):
+            log.append(("start", path))
+            await asyncio.sleep(0)
+            await ctx.ending()
+            ending_now.add(path)
+            log.append(("ending", path, len(ending_now)))
+            await gate.wait()             # the disk: nothing ends until the test says so
+            ending_now.discard(path)
+            return "done"
+        return Job(path=path, size=1, run=run)
+    return [job(f"j{i}") for i in range(n)]
+
+
+async def _until(predicate, what):
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize("fed", [False, True], ids=["run", "run_fed"])
+def test_an_ending_job_gives_its_file_slot_to_the_next_and_endings_are_bounded(fed):
+    log, events, ending_now = [], [], set()
+
+    async def main():
+        gate = asyncio.Event()
+        t = Transfers(transfers=2, max_streams=2, subscribers=[events.append])
+        jobs = _ending_jobs(6, log, gate, ending_now)
+        if fed:
+            async def produce(submit):
+                submit(jobs)
+            task = asyncio.ensure_future(t.run_fed(produce))
+        else:
+            task = asyncio.ensure_future(t.run(jobs))
+        started = lambda: [e for e in log if e[0] == "start"]      # noqa: E731
+        # 2 in their transfer, then ending; 2 more take the freed slots and wait for an ending slot.
+        await _until(lambda: len(started()) == 4, f"4 jobs should have started: {log}")
+        await asyncio.sleep(0.01)
+        assert len(started()) == 4, "a 5th job started while 2 were ending and 2 were waiting to"
+        assert max(e[2] for e in log if e[0] == "ending") <= 2, "more than `transfers` jobs were ending"
+        assert not [e for e in events if e.kind == "done"], "a job reported done before it ended"
+        gate.set()
+        return await task
+
+    outcomes = asyncio.run(main())
+    assert [o.result for o in outcomes] == ["done"] * 6
+    assert len([e for e in events if e.kind == "done"]) == 6
+
+
+def test_an_ending_job_failing_still_reports_and_frees_its_slot():
+    async def failing(ctx):
+        await ctx.ending()
+        raise OSError("fsync: input/output error")
+
+    log = []
+    jobs = [Job(path="bad", size=9, run=failing)] + [_job(f"ok{i}", 1, log) for i in range(3)]
+    outcomes = asyncio.run(Transfers(transfers=1, max_streams=1).run(jobs))
+    assert [o.result for o in outcomes] == ["fail", "done", "done", "done"]
+    assert "input/output error" in str(outcomes[0].error)
