@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     machine = harness.machine_description()
 
     def report(rows: list, floors: dict) -> dict[str, str]:
+        for row in rows:
+            row.cpu = row.cpu or machine["cpu"]
+            row.commit = row.commit or machine["commit"]
         if previous is not None:
             rows, floors = harness.merge_rows(previous, rows, floors, quick=ns.quick)
         return harness.write_report(rows, floors, machine, ns.out, quick=ns.quick, timeout=ns.timeout,

@@ -458,6 +458,8 @@ class Row:
     transport: str = ""                  # "tls" (through the proxy) or "plain"
     load1: float | None = None           # 1-minute load average when the contender started
     date: str = ""
+    cpu: str = ""                        # the machine's CPU model (rows merged from other runs keep theirs)
+    commit: str = ""                     # the checkout the row was measured on
 
 
 def _rate_limited(stats: dict) -> int:
@@ -781,6 +783,16 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
     dates = sorted({r.date for r in rows if r.date})
     if len(dates) > 1:
         out.append(f"- rows measured from {dates[0]} to {dates[-1]} (merged runs, see results.json)")
+    machines = sorted({(r.cpu, r.commit) for r in rows})
+    if len(machines) > 1:
+        out.append("- rows by machine and commit (CPU columns compare only rows of one machine; each ratio to "
+                   "rclone is between rows of one run):")
+        for cpu, commit in machines:
+            mine = [r for r in rows if (r.cpu, r.commit) == (cpu, commit)]
+            where = sorted({f"{r.scenario}/{r.profile}" for r in mine},
+                           key=lambda k: (SCENARIOS.index(k.split("/")[0]) if k.split("/")[0] in SCENARIOS else 9, k))
+            out.append(f"  - {cpu or 'cpu not recorded'}, {commit or 'commit not recorded'}: {len(mine)} rows "
+                       f"({', '.join(where)})")
     out += ["", "The emulator runs in its own process on the same machine: emulator and client share its cores. "
             "With the tls transport every contender but the official client reaches https://www.googleapis.com "
             "through the same TLS-terminating proxy, a process of its own (its CPU is a column); drivesync by "
@@ -894,13 +906,27 @@ def load_previous(out_dir: Path) -> dict | None:
 
 def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tuple[list[Row], dict]:
     """Rows of an earlier report (same --quick) for the (profile, scenario, contender) rows not rerun now, plus
-    these (each row keeps its own date and load; the report says the runs were merged)."""
+    these (each row keeps its own date, load, CPU model and commit; the report says the runs were merged).
+    A row "unavailable" now (rclone not installed on this machine, say) does not replace one measured before.
+    Old rows that predate the per-row CPU and commit take them from the report's machine block when they were
+    measured in that report's own run (dated from its start); older merged rows stay "not recorded"."""
     if bool(old.get("quick")) != quick:
         return rows, floors
+    key = lambda r: (r["profile"], r["scenario"], r["contender"])  # noqa: E731
+    measured_before = {key(r) for r in old.get("rows", []) if r.get("status") != "unavailable"}
+    rows = [r for r in rows if not (r.status == "unavailable" and key(asdict(r)) in measured_before)]
     fresh = {(r.profile, r.scenario, r.contender) for r in rows}
     names = {f.name for f in __import__("dataclasses").fields(Row)}
-    kept = [Row(**{k: v for k, v in r.items() if k in names}) for r in old.get("rows", [])
-            if (r["profile"], r["scenario"], r["contender"]) not in fresh]
+    then = old.get("machine") or {}
+
+    def backfill(r: dict) -> dict:
+        # Only a row of the run that wrote that machine block (dated from its start) was measured there.
+        if r.get("date", "") >= then.get("date", "~"):
+            return {"cpu": then.get("cpu", ""), "commit": then.get("commit", ""), **r}
+        return r
+
+    kept = [Row(**{k: v for k, v in backfill(r).items() if k in names})
+            for r in old.get("rows", []) if key(r) not in fresh]
     merged_floors = dict(old.get("floors", {}))
     merged_floors.update(floors)
     order = {(p, s): (PROFILES.index(p) if p in PROFILES else 9, SCENARIOS.index(s) if s in SCENARIOS else 9)

@@ -331,3 +331,28 @@ def test_merge_keeps_every_row_not_run_again_and_replaces_the_ones_that_were():
                                                      ("official", "then")]
     assert floors == {"drive-like/large": {"seconds": 14.5}}
     assert harness.merge_rows({**old, "quick": True}, rerun, {}, quick=False)[0] == rerun   # never mix sizes
+
+
+def test_merge_never_replaces_a_measured_row_with_an_unavailable_one_and_labels_each_rows_machine(tmp_path):
+    old = {"quick": False, "floors": {}, "machine": {"cpu": "Intel(R) Xeon(R) Processor", "commit": "aaa1111",
+                                                     "date": "2026-12-02 04:42 UTC"},
+           "rows": [{"profile": "drive-like", "scenario": "large", "contender": c, "label": c, "status": "ok",
+                     "wall_s": 20.0, "date": "2026-12-02 05:00 UTC"} for c in ("drivesync", "rclone-tuned")]
+           + [{"profile": "drive-like", "scenario": "small", "contender": "official", "label": "official",
+               "status": "ok", "wall_s": 900.0, "date": "2026-12-01 23:00 UTC"}]}
+    now = dict(cpu="AMD EPYC", commit="bbb2222")
+    rerun = [harness.Row(profile="drive-like", scenario="large", contender="drivesync", label="drivesync",
+                         status="ok", wall_s=16.0, date="now", **now),
+             harness.Row(profile="drive-like", scenario="large", contender="rclone-tuned", label="rclone",
+                         status="unavailable", note="rclone is not installed", date="now", **now)]
+    rows, _ = harness.merge_rows(old, rerun, {}, quick=False)
+    got = {r.contender: (r.status, r.date[:10], r.cpu, r.commit) for r in rows}
+    assert got == {"drivesync": ("ok", "now", "AMD EPYC", "bbb2222"),
+                   "rclone-tuned": ("ok", "2026-12-02", "Intel(R) Xeon(R) Processor", "aaa1111"),
+                   "official": ("ok", "2026-12-01", "", "")}     # older than the run that wrote the machine block
+    md = tmp_path / "results.md"
+    harness.write_markdown(rows, {}, {"cpu": "AMD EPYC"}, md, quick=False, timeout=100, command="x")
+    text = md.read_text()
+    assert "- AMD EPYC, bbb2222: 1 rows (large/drive-like)" in text.replace("  - ", "- ")
+    assert "Intel(R) Xeon(R) Processor, aaa1111: 1 rows (large/drive-like)" in text
+    assert "cpu not recorded, commit not recorded: 1 rows (small/drive-like)" in text
