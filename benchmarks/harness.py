@@ -914,7 +914,8 @@ def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tupl
         return rows, floors
     key = lambda r: (r["profile"], r["scenario"], r["contender"])  # noqa: E731
     measured_before = {key(r) for r in old.get("rows", []) if r.get("status") != "unavailable"}
-    rows = [r for r in rows if not (r.status == "unavailable" and key(asdict(r)) in measured_before)]
+    rows = [r for r in rows
+            if not (r.status == "unavailable" and (r.profile, r.scenario, r.contender) in measured_before)]
     fresh = {(r.profile, r.scenario, r.contender) for r in rows}
     names = {f.name for f in __import__("dataclasses").fields(Row)}
     then = old.get("machine") or {}

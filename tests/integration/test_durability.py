@@ -117,17 +117,17 @@ def test_a_file_waiting_for_its_fsync_hands_its_transfer_slot_to_the_next_downlo
     real_fsync = os.fsync
     seen: list[int] = []
 
+    def partials() -> int:
+        return len([n for n in os.listdir(out) if PARTIAL_SUFFIX in n])
+
     def slow_disk_fsync(fd):
         import stat
         import time
         if stat.S_ISREG(os.fstat(fd).st_mode) and not seen:
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                partials = [n for n in os.listdir(out) if PARTIAL_SUFFIX in n]
-                if len(partials) >= 4:
-                    break
+            while partials() < 4 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            seen.append(len([n for n in os.listdir(out) if PARTIAL_SUFFIX in n]))
+            seen.append(partials())
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", slow_disk_fsync)
