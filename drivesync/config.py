@@ -78,6 +78,9 @@ class Settings:
     write_tps: float = 3.0
     #: Bursts allowed above the steady rates.
     tps_burst: int = 20
+    #: Requests waiting for their turn leave together on this beat (seconds; pacer.Pacer): one timer
+    #: wake-up per beat instead of per request, about a third less client CPU on a many-small-files pull.
+    tps_beat: float = 0.05
     write_burst: int = 3
     #: Request-level retries (5xx, 403/429 rate limits, dropped connections), then fail.
     max_retries: int = 10

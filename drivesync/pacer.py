@@ -79,13 +79,31 @@ class Bandwidth:
             await self._sleep(wait)
 
 
-class Pacer:
-    """Paces all requests of one account: a bucket for every request and one for writes."""
+def on_beat(now: float, delay: float, beat: float) -> float:
+    """``delay`` shortened so that the wait ends on the last multiple of ``beat`` (absolute clock time)
+    at or before ``now + delay``: requests whose turns fall within one beat all leave at its start,
+    together. Never longer than ``delay``; 0 when that beat has begun already. ``beat`` 0: ``delay``."""
+    if beat <= 0 or delay <= 0:
+        return max(delay, 0.0)
+    return max(0.0, (now + delay + 1e-9) // beat * beat - now)    # 1e-9: a turn on the beat stays on it
 
-    def __init__(self, tps: float, write_tps: float, *, burst: int = 20, write_burst: int = 3,
+
+class Pacer:
+    """Paces all requests of one account: a bucket for every request and one for writes.
+
+    Requests that wait for the request bucket leave on a ``beat``: each wakes at the start of the beat
+    its turn falls in, with the others of that beat, instead of on a timer of its own. At 195 requests
+    per second and a 50 ms beat that is 20 wake-ups a second instead of 195, and the responses come back
+    close together, so one pass of the event loop handles several; a 2,000-file pull spent about a third
+    less CPU (benchmarks/profile_pull.py, issue 13). The long-run rate is the bucket's still (turns are
+    reserved as before); at most ``rate * beat`` requests (about 10) leave early, up to one beat before
+    their turn, on top of ``burst``. Writes keep their exact turn: their bucket is small and slow."""
+
+    def __init__(self, tps: float, write_tps: float, *, burst: int = 20, write_burst: int = 3, beat: float = 0.0,
                  clock=time.monotonic, sleep=asyncio.sleep, rng: random.Random | None = None):
         self.requests = TokenBucket(tps, burst)
         self.writes = TokenBucket(write_tps, write_burst)
+        self.beat = beat
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -95,6 +113,8 @@ class Pacer:
         delay = self.requests.take(now)
         if write:
             delay = max(delay, self.writes.take(now))
+        else:
+            delay = on_beat(now, delay, self.beat)
         if delay > 0:
             await self._sleep(delay)
 

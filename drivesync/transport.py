@@ -262,7 +262,7 @@ class Transport:
         self.settings = settings
         self.authorizer = authorizer
         self.pacer = pacer or Pacer(settings.tps, settings.write_tps, burst=settings.tps_burst,
-                                    write_burst=settings.write_burst)
+                                    write_burst=settings.write_burst, beat=settings.tps_beat)
         self.stats = TransportStats()
         #: --bwlimit: request bodies wait here before they are sent, media bodies after each read (throttle).
         self.bandwidth = Bandwidth(settings.bwlimit) if settings.bwlimit else None

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from drivesync.pacer import Pacer, TokenBucket, backoff_delay
+from drivesync.pacer import Pacer, TokenBucket, backoff_delay, on_beat
 
 
 def test_bucket_allows_a_burst_then_paces_at_the_rate():
@@ -78,3 +78,86 @@ def test_rate_limited_pauses_all_requests():
     pacer = Pacer(tps=10, write_tps=1, burst=10, clock=lambda: clock[0])
     pacer.rate_limited(3.0)
     assert pacer.requests.take(0.0) == pytest.approx(3.1)
+
+
+def test_on_beat_ends_each_wait_at_the_start_of_the_beat_its_turn_falls_in():
+    assert on_beat(10.0, 0.012, 0.05) == 0.0                   # turn 10.012: that beat began at 10.00
+    assert on_beat(10.0, 0.07, 0.05) == pytest.approx(0.05)    # turn 10.07: leaves at 10.05
+    assert on_beat(10.03, 0.07, 0.05) == pytest.approx(0.07)   # turn 10.10 is itself on the beat
+    assert on_beat(10.0, 0.07, 0.0) == 0.07                    # no beat: the exact turn
+    assert on_beat(10.0, 0.0, 0.05) == 0.0
+
+
+def _paced_run(beat: float, n: int):
+    """n requests, 64 of them waiting at a time, through a 200/s burst-20 pacer on a fake clock whose
+    sleeps end in order of their wake time: (wake-up times, send times)."""
+    import heapq
+
+    clock = [0.0]
+    timers: list = []
+    sent: list = []
+
+    async def fake_sleep(seconds):
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(timers, (clock[0] + seconds, id(fut), fut))
+        await fut
+
+    pacer = Pacer(tps=200, write_tps=3, burst=20, beat=beat, clock=lambda: clock[0], sleep=fake_sleep)
+
+    async def one():
+        await pacer.wait()
+        sent.append(clock[0])
+
+    async def go():
+        todo = [asyncio.ensure_future(one()) for _ in range(n)]
+        wakeups = []
+        while True:
+            for _ in range(3):                      # let every woken request run to its next wait
+                await asyncio.sleep(0)
+            if not timers:
+                break
+            when = timers[0][0]
+            wakeups.append(when)
+            clock[0] = when
+            while timers and timers[0][0] <= when:
+                heapq.heappop(timers)[2].set_result(None)
+        assert all(t.done() for t in todo)
+        return wakeups
+
+    wakeups = asyncio.run(go())
+    return wakeups, sent
+
+
+def test_waiting_requests_leave_together_on_the_beat_at_the_same_long_run_rate():
+    exact_wakeups, exact = _paced_run(0.0, 1000)
+    beat_wakeups, beaten = _paced_run(0.05, 1000)
+    # One timer per request without a beat; one per 50 ms with it.
+    assert len(exact_wakeups) == 1000 - 20
+    assert len(beat_wakeups) <= exact[-1] / 0.05 + 1
+    assert all(abs(t / 0.05 - round(t / 0.05)) < 1e-9 for t in beat_wakeups)
+    # The rate holds: nobody leaves later than the exact turn, nobody earlier than one beat before it,
+    # so any second holds at most 200 + burst + 200 * beat requests.
+    assert sorted(beaten) == beaten and len(beaten) == len(exact)
+    for b, e in zip(beaten, exact):
+        assert e - 0.05 - 1e-9 <= b <= e + 1e-9
+    assert beaten[-1] >= exact[-1] - 0.05
+    for start in [i * 0.25 for i in range(20)]:
+        assert sum(start <= t < start + 1.0 for t in beaten) <= 200 + 20 + 10
+
+
+def test_writes_keep_their_exact_turn():
+    clock = [0.0]
+    slept = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pacer = Pacer(tps=100, write_tps=3, burst=1, write_burst=1, beat=0.05, clock=lambda: clock[0], sleep=fake_sleep)
+
+    async def go():
+        await pacer.wait(write=True)
+        await pacer.wait(write=True)    # its exact turn, 1/3 s, not the beat before it (0.30 s)
+
+    asyncio.run(go())
+    assert slept == [pytest.approx(1 / 3)]
