@@ -283,10 +283,11 @@ def parse_time_ns(rfc3339: str | None) -> int | None:
     return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
 
 
-def _answer_differs(item, first_hashes: dict, response) -> str | None:
+def _answer_differs(item, first_hashes: dict, response, seen: dict) -> str | None:
     """What in a media answer says the file is no longer the revision the listing described, or None:
-    its total size (Content-Range, or the whole body's Content-Length), its X-Goog-Hash md5 against the
-    listing's md5Checksum, or any X-Goog-Hash against the one the first answer for this file carried."""
+    its total size (Content-Range, or the whole body's Content-Length), its X-Goog-Hash md5 (``seen``,
+    as integrity.parse_goog_hash read it) against the listing's md5Checksum, or any X-Goog-Hash against
+    the one the first answer for this file carried."""
     headers = response.headers
     total = None
     m = re.match(r"bytes (?:\d+-\d+|\*)/(\d+)", headers.get("Content-Range", ""))
@@ -296,7 +297,6 @@ def _answer_differs(item, first_hashes: dict, response) -> str | None:
         total = int(headers["Content-Length"])
     if total is not None and item.size is not None and total != item.size:
         return f"Drive now serves {total} bytes, the listing said {item.size}"
-    seen = integrity.parse_goog_hash(headers)
     if item.md5 and seen.get(integrity.MD5) and seen[integrity.MD5] != item.md5:
         return f"Drive now serves md5 {seen[integrity.MD5]}, the listing said {item.md5}"
     for name, value in seen.items():
@@ -824,13 +824,14 @@ class Downloader:
                 return await self._write(ctx, pf, pos, buf, end, checkpoint, state)
 
         def judge(response, pos, end):
-            changed = _answer_differs(item, state.goog_hash, response)
+            seen = integrity.parse_goog_hash(response.headers)
+            changed = _answer_differs(item, state.goog_hash, response, seen)
             if changed:
                 raise RemoteChanged(changed)
             if response.status != 200:
                 range_total(response, pos, end, item.id)
             if not state.goog_hash:
-                state.goog_hash = integrity.parse_goog_hash(response.headers)
+                state.goog_hash = seen
             if response.status != 200:
                 return pos, end, 0
             if queue is not None and state.whole_body_owner is None and (pos, end) != (0, item.size):

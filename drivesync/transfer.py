@@ -11,7 +11,6 @@ It never does HTTP or file I/O itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import threading
@@ -114,10 +113,9 @@ class Transfers:
         for subscriber in self.subscribers:
             subscriber(event)
 
-    @contextlib.asynccontextmanager
-    async def stream_slot(self):
-        async with self._streams:
-            yield
+    def stream_slot(self) -> asyncio.Semaphore:
+        """``async with`` it around one byte stream (the semaphore itself: no generator per request)."""
+        return self._streams
 
     async def _one(self, job: Job, *, holding: bool = False) -> Outcome:
         """Run one job in a file slot (taken here, or already taken by the caller: ``holding``)."""
