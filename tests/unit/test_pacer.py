@@ -1,5 +1,6 @@
 """pacer.py arithmetic with a fake clock: token bucket rates and bursts, backoff, the async loop."""
 import asyncio
+import heapq
 import random
 
 import pytest
@@ -49,14 +50,20 @@ def test_retry_after_wins_when_longer():
     assert backoff_delay(4, base=1.0, cap=32.0, jitter=0.0, retry_after=5.0) == 16.0
 
 
-def test_pacer_sleeps_what_the_bucket_says_and_writes_use_both_buckets():
+def _stepping_clock():
+    """A fake clock and a sleep that records each wait and moves the clock on by it: (clock, slept, sleep)."""
     clock = [0.0]
-    slept = []
+    slept: list = []
 
     async def fake_sleep(seconds):
         slept.append(seconds)
         clock[0] += seconds
 
+    return clock, slept, fake_sleep
+
+
+def test_pacer_sleeps_what_the_bucket_says_and_writes_use_both_buckets():
+    clock, slept, fake_sleep = _stepping_clock()
     pacer = Pacer(tps=100, write_tps=2, burst=2, write_burst=1, clock=lambda: clock[0], sleep=fake_sleep,
                   rng=random.Random(0))
 
@@ -89,10 +96,8 @@ def test_on_beat_ends_each_wait_at_the_start_of_the_beat_its_turn_falls_in():
 
 
 def _paced_run(beat: float, n: int):
-    """n requests, 64 of them waiting at a time, through a 200/s burst-20 pacer on a fake clock whose
-    sleeps end in order of their wake time: (wake-up times, send times)."""
-    import heapq
-
+    """n requests, all waiting at once, through a 200/s burst-20 pacer on a fake clock whose sleeps end
+    in order of their wake time: (wake-up times, send times)."""
     clock = [0.0]
     timers: list = []
     sent: list = []
@@ -146,13 +151,7 @@ def test_waiting_requests_leave_together_on_the_beat_at_the_same_long_run_rate()
 
 
 def test_writes_keep_their_exact_turn():
-    clock = [0.0]
-    slept = []
-
-    async def fake_sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
+    clock, slept, fake_sleep = _stepping_clock()
     pacer = Pacer(tps=100, write_tps=3, burst=1, write_burst=1, beat=0.05, clock=lambda: clock[0], sleep=fake_sleep)
 
     async def go():
