@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
+from multidict import CIMultiDict
 
 from . import answers
 from .auth import Authorizer
@@ -214,7 +215,7 @@ class _Tries:
         if action is Action.REFRESH_AUTH and t.authorizer and not self.refreshed:
             self.refreshed = True
             t.stats.auth_refreshes_after_401 += 1
-            await t.authorizer.refresh_after_401(token)
+            await t.authorizer.refresh_after_401(token, t.token_request)
             return
         if action is not Action.RETRY:
             if error.reason == "storageQuotaExceeded":
@@ -327,7 +328,7 @@ class Transport:
             await self.pacer.wait(write=write)
             if self.bandwidth is not None and isinstance(payload, (bytes, bytearray, memoryview)) and payload:
                 await self.bandwidth.spend(len(payload))
-            token = await self.authorizer.token() if self.authorizer else None
+            token = await self.authorizer.token(self.token_request) if self.authorizer else None
             if token:
                 send_headers["Authorization"] = f"Bearer {token}"
             error: DriveError | None = None
@@ -371,6 +372,34 @@ class Transport:
                     error = parse_error(response.status, response.headers, body, method=method, what=what,
                                         host=host)
             await tries.after(error, token)
+
+    async def token_request(self, method: str, url: str, headers: Mapping[str, str], body, timeout: float
+                            ) -> tuple[int, CIMultiDict, bytes]:
+        """One request to an OAuth token endpoint for auth.Authorizer's refresh (google-auth builds it and
+        reads the answer): this session's proxy, CA bundle and connections, outside the Drive pacer, with
+        no bearer token and no retries (the Authorizer retries refreshes). Returns (status, headers, the
+        body with its Content-Encoding undone); ConnectionError when the endpoint cannot be reached or
+        answers too slowly, or the body is cut short; RuntimeError once the session is closed (a refresh
+        thread outliving its command: not something to retry)."""
+        if self._session is None:
+            raise RuntimeError("the command ended while a token refresh was in flight")
+        proxy, proxy_headers = self._proxy(url)
+        send_headers = dict(headers)
+        send_headers.pop("Authorization", None)
+        try:
+            async with self._session.request(method, url, headers=send_headers, data=body, allow_redirects=False,
+                                             proxy=proxy, proxy_headers=proxy_headers,
+                                             timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                raw = await response.read()
+                status, answer_headers = response.status, CIMultiDict(response.headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:   # what requests' errors cover
+            raise ConnectionError(describe_connection_error(exc)) from None
+        try:
+            raw = answers.decode(answer_headers, raw)
+        except answers.BadAnswer as exc:
+            raise ConnectionError(str(exc)) from None
+        answer_headers.popall("Content-Encoding", None)
+        return status, answer_headers, raw
 
     async def throttle(self, nbytes: int) -> None:
         """Count ``nbytes`` of a body just read against --bwlimit (waits when over it); free without one."""

@@ -8,6 +8,7 @@ variable names, and fails if verification were off for any other certificate."""
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 
 import pytest
@@ -100,4 +101,26 @@ def test_http_proxy_is_used_for_a_plain_api_url_unless_no_proxy_names_it(emu, tm
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     drivesync.pull("behind-proxy/", str(tmp_path / "yes"), credentials=emu.credentials_path,
                    api_url=api, progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "yes").iterdir()} == files
+
+
+def test_the_token_endpoint_is_reached_through_the_proxy_and_checked_against_the_bundle(emu, tmp_path, monkeypatch):
+    """Google's own token URI and no NO_PROXY: the refresh goes through HTTPS_PROXY (the only way to the
+    emulator from that name) and its certificate is checked like every request's; untrusted, one line."""
+    files = _tree(emu)
+    info = json.loads(open(emu.credentials_path).read())
+    info["token_uri"] = "https://oauth2.googleapis.com/token"
+    creds = tmp_path / "google-token-uri.json"
+    creds.write_text(json.dumps(info))
+    monkeypatch.setenv("HTTPS_PROXY", emu.proxy_url)
+    with pytest.raises(DrivesyncError) as failed:
+        drivesync.pull("behind-proxy/", str(tmp_path / "no"), credentials=str(creds), progress=False,
+                       give_up_after=1.0)
+    line = str(failed.value)
+    assert "\n" not in line and "oauth2.googleapis.com" in line and "certificate" in line.lower()
+    assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", emu.ca_cert_path)
+    grants = emu.stats()["token_grants"]
+    drivesync.pull("behind-proxy/", str(tmp_path / "yes"), credentials=str(creds), progress=False)
+    assert emu.stats()["token_grants"] > grants
     assert {p.name: p.read_bytes() for p in (tmp_path / "yes").iterdir()} == files

@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -229,6 +230,25 @@ def test_vm_scopes_decide_whether_a_vm_service_account_is_used():
     assert auth.vm_scopes_allow_drive(["https://www.googleapis.com/auth/drive.readonly"])
 
 
+def test_the_vm_check_runs_for_vm_credentials_only_and_loads_nothing_for_others(monkeypatch):
+    import subprocess
+
+    from google.auth import compute_engine
+    from google.auth.compute_engine import _metadata
+
+    monkeypatch.setattr(auth, "_in_colab", lambda: False)
+    monkeypatch.setattr(_metadata, "get_service_account_info", lambda request, **kw: {
+        "scopes": ["https://www.googleapis.com/auth/cloud-platform"]})
+    assert not auth._drive_scoped_vm(compute_engine.Credentials())   # asked, and its scopes lack Drive
+    assert auth._drive_scoped_vm(object())
+    # Other credentials never load google.auth.compute_engine (it imports requests) just to be told no.
+    code = ("import sys; from drivesync import auth; assert auth._drive_scoped_vm(object()); "
+            "print('google.auth.compute_engine' in sys.modules, 'requests' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False"]
+
+
 # -- refreshing --------------------------------------------------------------------------------
 
 class FakeCredentials:
@@ -363,3 +383,76 @@ def test_token_endpoint_blip_is_ridden_out():
     a = auth.Authorizer(auth.Chosen(creds, "fake"), clock=clock, sleep=lambda s: None)
     asyncio.run(a.token())
     assert creds.calls == 4
+
+
+# -- the refresh carried out on the caller's loop (_loop_request; over sockets in test_token_refresh.py) --
+
+def _loop_in_thread():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    return loop, thread
+
+
+def test_loop_request_hands_google_auth_the_answer_and_maps_unreachable_to_transport_error():
+    from google.auth.exceptions import TransportError
+
+    loop, thread = _loop_in_thread()
+    seen = []
+
+    async def send(method, url, headers, body, timeout):
+        seen.append((method, url, headers, body, timeout, asyncio.get_running_loop()))
+        if url.endswith("/down"):
+            raise ConnectionError("connection refused")
+        return 200, {"Content-Type": "application/json"}, b'{"access_token": "x"}'
+
+    try:
+        request = auth._loop_request(send, loop)
+        answer = request("http://127.0.0.1:9/token", method="POST", body=b"grant_type=refresh_token",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
+        assert (answer.status, answer.data, answer.headers["Content-Type"]) == (
+            200, b'{"access_token": "x"}', "application/json")
+        assert seen[0][:5] == ("POST", "http://127.0.0.1:9/token",
+                               {"Content-Type": "application/x-www-form-urlencoded"}, b"grant_type=refresh_token", 5.0)
+        assert seen[0][5] is loop                     # carried out on the session's loop, not this thread
+        with pytest.raises(TransportError, match="connection refused"):   # retried by the Authorizer
+            request("http://127.0.0.1:9/down")
+        assert seen[1][4] == 120.0                    # google-auth's default when it names none
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    # The loop is gone (the command ended): RuntimeError, which the Authorizer does not retry.
+    with pytest.raises(RuntimeError, match="command ended"):
+        request("http://127.0.0.1:9/token")
+
+
+def test_a_refresh_cancelled_by_its_loop_ends_without_a_retry():
+    from google.auth.exceptions import TransportError
+
+    loop, thread = _loop_in_thread()
+    started = threading.Event()
+
+    async def send(method, url, headers, body, timeout):
+        started.set()
+        await asyncio.sleep(60)
+
+    try:
+        request = auth._loop_request(send, loop)
+
+        def cancel_all():
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+        def cancel_when_started():
+            started.wait(5)
+            loop.call_soon_threadsafe(cancel_all)
+
+        threading.Thread(target=cancel_when_started, daemon=True).start()
+        with pytest.raises(RuntimeError, match="command ended") as info:
+            request("http://127.0.0.1:9/token")
+        assert not isinstance(info.value, TransportError)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
