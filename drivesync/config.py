@@ -41,9 +41,11 @@ class Settings:
         max_streams * (io_buffer + socket_buffer)  +  2 * upload_transfers * upload_chunk_size
 
     A small file (at most ``io_buffer`` bytes) is held whole in its one stream's buffer, so it stays
-    inside the same bound. With the defaults: 32 * (1 MiB + ~0.3 MiB) + 4 * 16 MiB ~= 106 MiB, on top
-    of the interpreter and libraries (~60 MiB): peak RSS stays under 200 MB whatever the size of the
-    dataset (measured: 136 MB pulling 2 x 1 GiB, 92 MB pulling 10,000 files; benchmarks/pull_bench.py).
+    inside the same bound. With the defaults a pull holds at most 64 * (1 MiB + ~0.3 MiB) ~= 83 MiB, a
+    push 2 * 4 * 16 MiB = 128 MiB, on top of the interpreter and libraries (~60 MiB): peak RSS stays under
+    200 MB whatever the size of the dataset (measured with 32 streams: 136 MB pulling 2 x 1 GiB, 92 MB
+    pulling 10,000 files, benchmarks/pull_bench.py; with 64: 104 MiB on the harness's `small`, 124 MiB on
+    `project`). ``pull --extract`` keeps to 32 of each (extract.EXTRACT_CONCURRENCY).
     The listing of a tree costs about 1 KiB per remote file (10,000 files ~= 10 MB).
     A push of several large files holds 2 * 4 * 16 MiB = 128 MiB of chunks: measured 205 MB peak RSS
     for 4 parallel 150 MB uploads, with the CLI returning buffers of 1 MiB and more to the OS
@@ -51,13 +53,17 @@ class Settings:
     """
 
     api_url: str = DEFAULT_API_URL
-    #: Files downloaded at once. 32 keeps Drive's 200 requests/s busy when each small file waits
-    #: ~100 ms for its first byte (8 managed ~80 files/s; measured in benchmarks/pull_bench.py).
-    transfers: int = 32
+    #: Files downloaded at once. Keeping Drive's 200 requests/s busy takes rate x answer time of them in
+    #: flight: ~20 when a small file's answer takes ~100 ms (8 managed ~80 files/s, benchmarks/pull_bench.py),
+    #: ~50 while a large file's streams share the link and the CPU with them (answers of 0.2-0.3 s: the
+    #: harness's `project`, a 500 MB zip beside 2,000 images, ran at 120-170 requests/s with 32 and at
+    #: 195/s with 64; 13.2 s -> 12.1 s, median of 3).
+    transfers: int = 64
     #: Parallel byte-range streams for one large download.
     streams_per_file: int = 8
-    #: Cap on open download streams across all files (transfers * streams can exceed it).
-    max_streams: int = 32
+    #: Cap on open download streams across all files (transfers * streams can exceed it); a small file's
+    #: one stream counts too, so this is raised with ``transfers`` (see the memory bound above).
+    max_streams: int = 64
     #: Files at least this large are fetched as several parallel ranges.
     multistream_cutoff: int = 32 * MiB
     #: Size of one ranged GET of a multi-stream download; a retry re-fetches at most the unwritten rest of one.
@@ -95,8 +101,10 @@ class Settings:
     connect_timeout: float = 30.0
     #: Folders per batched listing query ('a' in parents or 'b' in parents ...).
     list_batch: int = 50
-    #: Listing queries in flight.
-    list_concurrency: int = 4
+    #: Listing queries in flight; a level of few folders is spread over this many queries (remote.py), so
+    #: their pages come in parallel rather than one after another. 16: the first of 10,000 files in 100
+    #: folders starts downloading 0.6 s sooner than with 4 (pages of ~700 items, not three of 1000 in a row).
+    list_concurrency: int = 16
     #: Durable pulls: a file's bytes are fsynced before the rename that makes it final, and the folders renamed
     #: into before the pull returns, so a power cut never leaves a final name with unwritten data. Measured
     #: (benchmarks/fsync_cost.py) above the 3% target where many small files arrive, hence a setting:

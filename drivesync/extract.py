@@ -8,7 +8,8 @@ pull holds: a stream holds at most ``io_buffer`` bytes, a member's decoded bytes
 most ``io_buffer``). A body cut mid-run resumes at the byte it reached (the decoder keeps its state).
 A span of at least ``multistream_cutoff`` (one large member, or a whole tar) comes as pieces of 2 * io_buffer
 fetched by ``streams_per_file`` streams at once and decoded in order (``read_in_order``); the pieces held wait
-for one of ``max_streams`` tokens, so they add at most (max_streams + transfers) * 2 * io_buffer to memory.
+for one of ``max_streams`` tokens, so they add at most (max_streams + transfers) * 2 * io_buffer to memory
+(both capped at EXTRACT_CONCURRENCY here).
 tar, tar.gz, tar.bz2, tar.xz, tar.zst (with the ``zstandard`` extra): one stream, decompressed and extracted
 by tarfile on a worker thread as the bytes arrive (a bounded queue between them).
 
@@ -44,6 +45,19 @@ _ZIP_MIMES = ("application/zip", "application/x-zip-compressed", "application/x-
 _TAR_MIMES = ("application/x-tar", "application/gzip", "application/x-gzip", "application/x-gtar",
               "application/x-bzip2", "application/x-xz", "application/zstd")
 _GROUP = "\x00group:"
+
+#: --extract runs at most this many transfers and streams, whatever a pull's defaults: the pieces it holds
+#: for in-order decoding (2 * io_buffer each) grow with both, and this keeps them within (32 + 32) *
+#: 2 * io_buffer = 128 MiB, as before the pull defaults went from 32 to 64 (config.Settings).
+EXTRACT_CONCURRENCY = 32
+
+
+def _transfers(settings) -> int:
+    return min(settings.transfers, EXTRACT_CONCURRENCY)
+
+
+def _streams(settings) -> int:
+    return min(settings.max_streams, EXTRACT_CONCURRENCY)
 
 
 def kind_of(name: str, mime_type: str = "") -> str:
@@ -293,7 +307,7 @@ class Extractor:
         s = self.settings
         if end - start >= s.multistream_cutoff and s.streams_per_file > 1:
             if self._tokens is None:
-                self._tokens = asyncio.Semaphore(s.max_streams)
+                self._tokens = asyncio.Semaphore(_streams(s))
             await read_in_order(self.source, ctx, start, end, sink, piece=2 * s.io_buffer,
                                 streams=s.streams_per_file, tokens=self._tokens)
         else:
@@ -444,7 +458,7 @@ class Extractor:
     async def _zip(self) -> None:
         size = self.item.size or 0
         s = self.settings
-        transfers = Transfers(transfers=s.transfers, max_streams=s.max_streams, subscribers=[self._emit])
+        transfers = Transfers(transfers=_transfers(s), max_streams=_streams(s), subscribers=[self._emit])
         ctx = _Ctx(transfers)
         if size < archive.EOCD.size:
             raise BadArchive(f"{self.item.name} is not a zip archive ({size} bytes)")
@@ -505,7 +519,7 @@ class Extractor:
         archive.check_total(accepted, size)     # the members not refused one by one: bounded as a whole
         self._check_space(need)
         total = sum(m.span for m in pending)
-        target = min(s.range_size, max(4 * s.io_buffer, -(-total // max(1, s.max_streams))))
+        target = min(s.range_size, max(4 * s.io_buffer, -(-total // max(1, _streams(s)))))
         runs = archive.groups(pending, target)
         bars = self.progress_factory(total, len(pending)) if self.progress_factory and runs else None
         if bars is not None:
@@ -563,7 +577,7 @@ class Extractor:
     async def _tar(self) -> None:
         size = self.item.size or 0
         s = self.settings
-        transfers = Transfers(transfers=1, max_streams=s.max_streams, subscribers=[self._emit])
+        transfers = Transfers(transfers=1, max_streams=_streams(s), subscribers=[self._emit])
         bars = self.progress_factory(size, 0) if self.progress_factory else None
         if bars is not None:
             self._emit.subscribers.append(bars)
@@ -973,7 +987,7 @@ async def extract(drive, item, dest: str, journal, settings, *, keep_archive: st
         from .download import Downloader
 
         downloader = Downloader(drive, journal, settings, counters)
-        transfers = Transfers(transfers=1, max_streams=settings.max_streams, subscribers=list(subscribers))
+        transfers = Transfers(transfers=1, max_streams=_streams(settings), subscribers=list(subscribers))
 
         async def pull_it(ctx):
             return await downloader.fetch(ctx, item, keep_archive)

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from drivesync.config import Settings
+
 from drivesync.fs import DriveFileSystem, DriveFsError
 
 MiB = 1024 * 1024
@@ -76,9 +78,11 @@ def test_ls_info_find_glob_with_batched_listings_and_an_id_cache(emulator, fs):
     found = fs.find("deeplearning")
     assert found == sorted(ids)
     listings = sent(fs)
-    # resolve (1), the top folder (1), then each of the two levels below spread over list_concurrency (4)
-    # queries at most, so their pages come in parallel.
-    assert listings <= 1 + 1 + 2 * 4, f"find cost {listings} requests for 31 folders"
+    # resolve (1), the top folder (1), then each of the two levels below (10 and 20 folders) spread over
+    # list_concurrency queries at most, so their pages come in parallel; folder by folder would be 32.
+    slots = Settings().list_concurrency
+    spread = sum(-(-n // -(-n // slots)) for n in (10, 20))
+    assert listings <= 1 + 1 + spread < 1 + 1 + 30, f"find cost {listings} requests for 31 folders"
     # Everything below was listed once: ls, info, glob and isdir answer from the caches.
     before = sent(fs)
     assert fs.ls("deeplearning/s3", detail=False) == ["deeplearning/s3/d0", "deeplearning/s3/d1"]

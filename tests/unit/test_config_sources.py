@@ -32,7 +32,7 @@ def write_config(directory, text: str):
 
 
 def test_precedence_flag_over_env_over_file_over_default(clean_env, monkeypatch):
-    assert from_environment().transfers == Settings.transfers == 32
+    assert from_environment().transfers == Settings.transfers == 64
     write_config(clean_env, "transfers = 7\nstreams_per_file = 3\n")
     assert from_environment().transfers == 7
     monkeypatch.setenv("DRIVESYNC_TRANSFERS", "9")
@@ -87,7 +87,7 @@ def test_a_bad_variable_is_one_line_naming_it(monkeypatch, var, value, words):
 
 def test_an_empty_variable_is_unset(monkeypatch):
     monkeypatch.setenv("DRIVESYNC_TRANSFERS", "  ")
-    assert env_settings() == {} and from_environment().transfers == 32
+    assert env_settings() == {} and from_environment().transfers == 64
 
 
 @pytest.mark.parametrize("text,words", [
