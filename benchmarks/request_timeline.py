@@ -1,0 +1,122 @@
+"""When a pull's requests leave, half a second at a time (a standalone script, not a test; issue 13).
+
+Runs `drivesync pull` of one harness scenario the way the harness does (the emulator and its TLS proxy in
+processes of their own, the pacing budget of every paced row: 195 requests/s, burst 20 under drive-like),
+with aiohttp's ClientSession._request wrapped in the child so that every request's send time, answer time
+(its headers), kind (metadata, media, token) and Range are recorded. Prints the requests sent in each half
+second: a paced pull that keeps the quota busy sends 97-98 in every one, so a shortfall shows where the
+wall time above the floor goes (listing levels in a row, too few requests in flight, a stalled loop).
+The pulled tree is checked by size and md5 against the seeded manifest before anything is printed.
+
+    python benchmarks/request_timeline.py --scenario project
+    DRIVESYNC_TRANSFERS=32 python benchmarks/request_timeline.py --scenario project   # settings via env
+    python benchmarks/request_timeline.py --scenario small --tree /path/to/other/checkout --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.contenders.base import clean_env, pacing_budget  # noqa: E402
+from benchmarks.contenders.drivesync import UNPACED_TPS  # noqa: E402
+from benchmarks.harness import EmulatorProcess, build_scenarios, seed_remote, verify_local  # noqa: E402
+
+#: The child: the recorder around aiohttp, then the CLI. TREE and OUT are filled in.
+CHILD = r'''
+import atexit, json, sys, time
+sys.path.insert(0, TREE)
+import aiohttp
+start = time.monotonic()
+records = []
+send = aiohttp.ClientSession._request
+async def recorded(self, method, url, *args, **kwargs):
+    sent = time.monotonic()
+    response = await send(self, method, url, *args, **kwargs)
+    text = str(url)
+    params = kwargs.get("params") or {}
+    kind = ("media" if "alt=media" in text or params.get("alt") == "media"
+            else "token" if text.rstrip("/").endswith("token") else "metadata")
+    records.append((sent - start, time.monotonic() - start, kind, response.status,
+                    (kwargs.get("headers") or {}).get("Range", "")))
+    return response
+aiohttp.ClientSession._request = recorded
+atexit.register(lambda: json.dump({"records": records}, open(OUT, "w")))
+from drivesync.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default="project", help="a pull scenario of the harness (default: project)")
+    p.add_argument("--profile", default="drive-like")
+    p.add_argument("--tree", default=str(ROOT), help="the checkout whose drivesync/ runs (default: this one)")
+    p.add_argument("--work", help="scratch space; the seeded tree is kept there for the next run")
+    p.add_argument("--quick", action="store_true", help="the harness's tiny sizes")
+    p.add_argument("--json", help="write every request's record here")
+    args = p.parse_args(argv)
+    scenario = build_scenarios(args.quick)[args.scenario]
+    if scenario.direction != "pull":
+        raise SystemExit(f"{args.scenario} is a push: this script times pulls")
+    work = Path(args.work or tempfile.mkdtemp(prefix="request-timeline-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data_dir = work / "seed" / f"{args.scenario}-{'quick' if args.quick else 'full'}"
+    manifest = seed_remote(scenario, data_dir, log=lambda line: print(line, flush=True))
+    out, record_file = work / "out", work / "records.json"
+    shutil.rmtree(out, ignore_errors=True)
+    with EmulatorProcess(data_dir, args.profile, work / "emulator", "tls") as emu:
+        env = clean_env()
+        env.pop("DRIVESYNC_API_URL", None)
+        env.update(HTTPS_PROXY=emu.proxy_url, NO_PROXY="127.0.0.1,localhost,::1", PYTHONPATH=args.tree,
+                   DRIVESYNC_STATE_DIR=str(work / f"state-{time.time_ns()}"))
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+            env[name] = emu.ca_cert_path
+        budget = pacing_budget(emu.profile_dict())     # what the harness gives every paced row
+        if budget:
+            env.setdefault("DRIVESYNC_TPS", f"{budget[0]:g}")
+            env.setdefault("DRIVESYNC_TPS_BURST", str(budget[1]))
+        else:                                           # pacing off, as the harness's unthrottled rows
+            env.setdefault("DRIVESYNC_TPS", str(UNPACED_TPS))
+            env.setdefault("DRIVESYNC_TPS_BURST", "1000")
+        code = CHILD.replace("TREE", repr(args.tree)).replace("OUT", repr(str(record_file)))
+        started = time.monotonic()
+        run = subprocess.run([sys.executable, "-c", code, "pull", f"{scenario.remote_root}/", str(out), "-q",
+                              "--credentials", emu.credentials_path], env=env, capture_output=True, text=True)
+        wall = time.monotonic() - started
+    if run.returncode:
+        raise SystemExit(f"the pull failed ({run.returncode}): {run.stderr.strip()[-600:]}")
+    wrong = verify_local(manifest, out)
+    if wrong:
+        raise SystemExit(f"the pulled tree is wrong: {wrong}")
+    records = json.loads(record_file.read_text())["records"]
+    per_bucket: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+    for sent, _, kind, _, _ in records:
+        per_bucket[int(sent * 2)][kind] += 1
+    media = [r for r in records if r[2] == "media"]
+    print(f"{args.scenario} ({args.profile}): wall {wall:.2f} s, {len(records)} requests, verified; "
+          f"first request {records[0][0]:.2f} s and first download {min(r[0] for r in media):.2f} s after "
+          "aiohttp was imported")
+    for bucket in range(max(per_bucket) + 1):
+        kinds = per_bucket.get(bucket, collections.Counter())
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        print(f"{bucket / 2:6.1f} s  {sum(kinds.values()):4d}  {detail}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"wall_s": wall, "records": records}))
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
