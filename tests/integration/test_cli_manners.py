@@ -304,7 +304,7 @@ def test_every_option_that_takes_a_value_shows_its_default():
 
 def test_help_names_the_settings_variables_and_binary_units(capsys):
     text = " ".join(_subparsers(build_parser())["pull"].format_help().split())
-    assert "(default 32, or $DRIVESYNC_TRANSFERS)" in text
+    assert "(default 64, or $DRIVESYNC_TRANSFERS)" in text
     assert "(default 32.0 MiB, or $DRIVESYNC_RANGE_SIZE)" in text
     assert "--fast-list" in text and "50 folders at once" in text
 

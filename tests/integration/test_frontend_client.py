@@ -103,7 +103,8 @@ def test_a_200_that_is_never_json_fails_with_one_line_naming_the_call(emulator, 
 def test_ord_parents_empties_never_lose_a_file(emulator, tmp_path):
     expected = seed_tree(emulator)        # 72 files in 12 folders on two levels
     emulator.configure(ord_parents_empty_next=1000)   # every OR'd-parents query answers empty
-    result = pull("data/", str(tmp_path / "out"), settings=settings_for(emulator),
+    # Four query slots: 12 folders spread over 16 would be queries of one parent each, never OR'd.
+    result = pull("data/", str(tmp_path / "out"), settings=settings_for(emulator, list_concurrency=4),
                   credentials=emulator.credentials_path)
     assert result.ok and result.done == 72
     assert local_files(tmp_path / "out") == expected
