@@ -38,3 +38,42 @@ def test_a_pull_refreshes_its_token_over_its_own_session_without_loading_request
         assert json.loads(r.stdout.strip().splitlines()[-1]) == {"code": 0, "loaded": []}
         assert emu.stats()["token_grants"] > grants   # the file holds no access token: it was refreshed
     assert (tmp_path / "out" / "a.txt").read_bytes() == b"hello"
+
+
+def test_token_request_sends_google_auths_headers_and_body_as_given(monkeypatch):
+    """An impersonation's IAM call carries the source credentials' bearer token: it must reach the server."""
+    import asyncio
+
+    from aiohttp import web
+
+    from drivesync.config import Settings
+    from drivesync.transport import Transport
+
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: dict = {}
+
+    async def handler(request):
+        seen.update(request.headers)
+        seen["body"] = await request.read()
+        return web.json_response({"accessToken": "x"})
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/v1/generate", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/generate"
+        try:
+            async with Transport(Settings(api_url=url.rsplit("/v1", 1)[0]), None) as t:
+                return await t.token_request("POST", url, {"Authorization": "Bearer source-token",
+                                                           "Content-Type": "application/json"}, b'{"scope": []}', 10)
+        finally:
+            await runner.cleanup()
+
+    status, headers, body = asyncio.run(main())
+    assert (status, json.loads(body), headers["content-type"].split(";")[0]) == (200, {"accessToken": "x"},
+                                                                                 "application/json")
+    assert seen["Authorization"] == "Bearer source-token" and seen["body"] == b'{"scope": []}'
