@@ -9,7 +9,7 @@ wall time above the floor goes (listing levels in a row, too few requests in fli
 The pulled tree is checked by size and md5 against the seeded manifest before anything is printed.
 
     python benchmarks/request_timeline.py --scenario project
-    DRIVESYNC_TRANSFERS=32 python benchmarks/request_timeline.py --scenario project   # settings via env
+    DRIVESYNC_TRANSFERS=32 python benchmarks/request_timeline.py --scenario project   # other settings via env
     python benchmarks/request_timeline.py --scenario small --tree /path/to/other/checkout --json out.json
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.contenders.base import clean_env, pacing_budget  # noqa: E402
-from benchmarks.contenders.drivesync import UNPACED_TPS  # noqa: E402
+from benchmarks.contenders.base import RunContext  # noqa: E402
+from benchmarks.contenders.drivesync import Drivesync  # noqa: E402
 from benchmarks.harness import EmulatorProcess, build_scenarios, seed_remote, verify_local  # noqa: E402
 
 #: The child: the recorder around aiohttp, then the CLI. TREE and OUT are filled in.
@@ -76,23 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     out, record_file = work / "out", work / "records.json"
     shutil.rmtree(out, ignore_errors=True)
     with EmulatorProcess(data_dir, args.profile, work / "emulator", "tls") as emu:
-        env = clean_env()
-        env.pop("DRIVESYNC_API_URL", None)
-        env.update(HTTPS_PROXY=emu.proxy_url, NO_PROXY="127.0.0.1,localhost,::1", PYTHONPATH=args.tree,
-                   DRIVESYNC_STATE_DIR=str(work / f"state-{time.time_ns()}"))
-        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-            env[name] = emu.ca_cert_path
-        budget = pacing_budget(emu.profile_dict())     # what the harness gives every paced row
-        if budget:
-            env.setdefault("DRIVESYNC_TPS", f"{budget[0]:g}")
-            env.setdefault("DRIVESYNC_TPS_BURST", str(budget[1]))
-        else:                                           # pacing off, as the harness's unthrottled rows
-            env.setdefault("DRIVESYNC_TPS", str(UNPACED_TPS))
-            env.setdefault("DRIVESYNC_TPS_BURST", "1000")
+        # The harness's own environment for drivesync (proxy, CA bundle, pacing budget), a fresh state dir.
+        ctx = RunContext(emu=emu.emu(), work=work / f"run-{time.time_ns()}", timeout=0,
+                         remote_root=scenario.remote_root, profile_name=args.profile)
+        contender = Drivesync()
+        env = dict(contender._env(ctx), PYTHONPATH=args.tree)
         code = CHILD.replace("TREE", repr(args.tree)).replace("OUT", repr(str(record_file)))
         started = time.monotonic()
         run = subprocess.run([sys.executable, "-c", code, "pull", f"{scenario.remote_root}/", str(out), "-q",
-                              "--credentials", emu.credentials_path], env=env, capture_output=True, text=True)
+                              *contender._common(ctx)], env=env, capture_output=True, text=True)
         wall = time.monotonic() - started
     if run.returncode:
         raise SystemExit(f"the pull failed ({run.returncode}): {run.stderr.strip()[-600:]}")
