@@ -408,6 +408,7 @@ def _refresh_request():
 
 #: Waiting longer than google-auth's own timeout (120 s for the token endpoint) for an answer from the loop.
 _LOOP_REQUEST_SLACK_S = 30.0
+_COMMAND_ENDED = "the command ended while a token refresh was in flight"
 
 
 def _loop_request(send, loop: asyncio.AbstractEventLoop):
@@ -445,13 +446,13 @@ def _loop_request(send, loop: asyncio.AbstractEventLoop):
                 future = asyncio.run_coroutine_threadsafe(coro, loop)
             except RuntimeError:            # the loop is closed
                 coro.close()
-                raise RuntimeError("the command ended while a token refresh was in flight") from None
+                raise RuntimeError(_COMMAND_ENDED) from None
             try:
                 status, answer_headers, data = future.result(timeout + _LOOP_REQUEST_SLACK_S)
             except ConnectionError as exc:
                 raise exceptions.TransportError(str(exc)) from None
             except concurrent.futures.CancelledError:
-                raise RuntimeError("the command ended while a token refresh was in flight") from None
+                raise RuntimeError(_COMMAND_ENDED) from None
             except concurrent.futures.TimeoutError:     # the loop itself is stuck: retrying cannot help
                 future.cancel()
                 raise RuntimeError("no answer from the event loop for a token refresh") from None

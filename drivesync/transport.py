@@ -378,10 +378,10 @@ class Transport:
         """One request to an OAuth token endpoint for auth.Authorizer's refresh (google-auth builds it and
         reads the answer): this session's proxy, CA bundle and connections, outside the Drive pacer, with
         only the headers google-auth gives (an impersonation's IAM call carries its own bearer token) and no
-        retries (the Authorizer retries refreshes). Returns (status, headers, the
-        body with its Content-Encoding undone); ConnectionError when the endpoint cannot be reached or
-        answers too slowly, or the body is cut short; RuntimeError once the session is closed (a refresh
-        thread outliving its command: not something to retry)."""
+        retries (the Authorizer retries refreshes). Returns (status, headers, the body with its
+        Content-Encoding undone); ConnectionError when the endpoint cannot be reached or answers too slowly,
+        or the body is cut short; RuntimeError once the session is closed (a refresh thread outliving its
+        command: not something to retry)."""
         if self._session is None:
             raise RuntimeError("the command ended while a token refresh was in flight")
         proxy, proxy_headers = self._proxy(url)
