@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from . import archive, names, shard as shard_
 from .archive import BadArchive, Member, MemberDecoder, Refused
-from .download import FolderSync, fsync_fd, range_total, read_ranged, start_writeback
+from .download import FolderSync, fsync_fd, range_total, read_ranged, size_of, start_writeback
 from .errors import UsageError
 from .transfer import Event, Job, Transfers, gather_or_cancel
 
@@ -161,9 +161,10 @@ class RemoteSource(Source):
                 return pos, end, pos     # read through to our offset
             return pos, end, 0
 
-        async def hand_on(pos, buf, end):
-            await sink(buf)     # a sink uses the bytes before it returns (no copy kept)
-            return pos + len(buf)
+        async def hand_on(pos, pieces, end):
+            for piece in pieces:
+                await sink(piece)     # a sink uses the bytes before it returns (no copy kept)
+            return pos + size_of(pieces)
 
         await read_ranged(ctx, self.drive, self.item.id, start, end, hand_on, judge, settings=self.settings,
                           counters=self.stats)
@@ -196,7 +197,7 @@ async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piec
     waits for a token of ``tokens`` (shared by the run) unless it is the next one due, so the bytes held are
     bounded by (tokens + jobs) * piece, and the piece due always goes ahead (no deadlock)."""
     ranges = [(a, min(end, a + piece)) for a in range(start, end, piece)]
-    ready: dict[int, bytes] = {}
+    ready: dict[int, tuple[list, bool]] = {}
     state = {"next": 0, "due": 0}
     cond = asyncio.Condition()
 
@@ -213,14 +214,14 @@ async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piec
                 await tokens.acquire()
                 held = True
             try:
-                buf = bytearray()
+                pieces: list = []   # held as the reader handed them over: views of bytes nothing changes
 
                 async def keep(chunk):
-                    buf.extend(chunk)
+                    pieces.append(chunk)
 
                 await source.read(ctx, *ranges[i], keep)
                 async with cond:
-                    ready[i] = (bytes(buf), held)
+                    ready[i] = (pieces, held)
                     held = False
                     cond.notify_all()
             finally:
@@ -231,9 +232,10 @@ async def read_in_order(source: Source, ctx, start: int, end: int, sink, *, piec
         while state["due"] < len(ranges):
             async with cond:
                 await cond.wait_for(lambda: state["due"] in ready)
-                data, held = ready.pop(state["due"])
+                pieces, held = ready.pop(state["due"])
             try:
-                await sink(data)
+                for chunk in pieces:
+                    await sink(chunk)
             finally:
                 if held:
                     tokens.release()
@@ -590,7 +592,7 @@ class Extractor:
             async def sink(chunk):
                 if feed.finished.is_set():
                     raise _Stop()
-                chunk = bytes(chunk)                    # the reader fills its buffer again once we return
+                chunk = bytes(chunk)                    # tarfile's reader joins bytes
                 try:
                     feed.q.put_nowait(chunk)            # no thread hop while the reader keeps up
                 except queue.Full:

@@ -607,9 +607,10 @@ class DriveFileSystem(AsyncFileSystem):
                                    f"(now {total} bytes, was {item.size}); open it again")
             return pos, end if item.size is None else min(end, item.size), skip
 
-        async def keep(pos, buf, end):
-            out.extend(buf)
-            return pos + len(buf)
+        async def keep(pos, pieces, end):
+            for piece in pieces:
+                out.extend(piece)
+            return pos + download.size_of(pieces)
 
         try:
             with _as_os_errors(path):

@@ -5,7 +5,9 @@ import random
 
 import pytest
 
-from drivesync.download import PartialFile, missing, normalize, parse_time_ns, plan_ranges, prefix_end
+from drivesync import download
+from drivesync.download import (IOV_MAX, PartialFile, missing, normalize, parse_time_ns, plan_ranges, prefix_end,
+                                write_all)
 
 
 def test_normalize_merges_and_drops_empty():
@@ -77,6 +79,68 @@ def test_partial_file_resumes_with_bytes_already_on_disk(tmp_path):
     second.write(400_000, data[400_000:700_000])
     assert second.finish() == hashlib.md5(data).hexdigest()
     second.close()
+
+
+def _cut(data: bytes, rng: random.Random) -> list:
+    """data as a list of views of random sizes (some tiny), as aiohttp hands a body over."""
+    views, at = [], 0
+    while at < len(data):
+        n = rng.choice([1, 7, 4096, 16_384, 65_536, 262_144])
+        views.append(memoryview(data)[at:at + n])
+        at += n
+    return views
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partial_file_takes_lists_of_pieces_in_any_order(tmp_path, seed):
+    """Each write is a list of chunks; writes land out of order, so the md5 runs partly from the pieces
+    just written and partly from bytes read back. Both must give the file's md5."""
+    rng = random.Random(seed)
+    data = os.urandom(2 * 1024 * 1024 + rng.randrange(1000))
+    path = str(tmp_path / "p")
+    pf = PartialFile(path, len(data), fresh=True, durable=False)
+    spans = [(a, min(len(data), a + 1_048_576)) for a in range(0, len(data), 1_048_576)]
+    rng.shuffle(spans)
+    for a, b in spans:
+        pf.write(a, _cut(data[a:b], rng))
+    assert pf.finish() == hashlib.md5(data).hexdigest()
+    pf.close()
+    with open(path, "rb") as fh:
+        assert fh.read() == data
+
+
+def test_write_all_goes_on_after_short_writes(tmp_path, monkeypatch):
+    """A pwritev/writev may write fewer bytes than asked (a signal, a full disk's last blocks): the rest
+    goes out from the first byte not written, whichever piece it is in; more pieces than IOV_MAX are split."""
+    data = os.urandom(300_000)
+    pieces = _cut(data, random.Random(9)) + [memoryview(b"x")] * (IOV_MAX + 5)
+    want = data + b"x" * (IOV_MAX + 5)
+    real_pwritev, real_writev = os.pwritev, os.writev
+    calls = []
+
+    def short_pwritev(fd, bufs, offset):
+        assert len(bufs) <= IOV_MAX
+        calls.append(len(bufs))
+        first = bytes(bufs[0])[:max(1, len(bufs[0]) // 2)]    # half of the first piece only
+        return real_pwritev(fd, [first], offset)
+
+    def short_writev(fd, bufs):
+        assert len(bufs) <= IOV_MAX
+        return real_writev(fd, [bytes(b"".join(bytes(b) for b in bufs[:3]))[:5000]])
+
+    monkeypatch.setattr(download.os, "pwritev", short_pwritev)
+    monkeypatch.setattr(download.os, "writev", short_writev)
+    path = str(tmp_path / "f")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert write_all(fd, pieces, 10) == len(want)
+        assert len(calls) > len(pieces) // 2
+        os.lseek(fd, 0, os.SEEK_END)
+        assert write_all(fd, pieces) == len(want)
+    finally:
+        os.close(fd)
+    with open(path, "rb") as fh:
+        assert fh.read() == b"\0" * 10 + want + want
 
 
 def test_parse_time_ns():
