@@ -59,3 +59,18 @@ def test_a_failed_fsync_fails_only_its_own_file(tmp_path, monkeypatch):
     got = asyncio.run(main())
     assert got[0] is None and got[2] is None
     assert isinstance(got[1], OSError) and got[1].errno == 5
+
+
+def test_a_batch_starts_every_files_writeback_before_its_first_fsync(tmp_path, monkeypatch):
+    """So the first fsync's journal commit carries the whole batch's blocks: each file's writeback is
+    asked for before any fsync of the batch runs (a lone file goes straight to its fsync)."""
+    events: list[tuple[str, int]] = []
+    monkeypatch.setattr(download, "start_writeback", lambda fd, offset, nbytes: events.append(("writeback", fd)))
+    monkeypatch.setattr(download, "fsync_fd", lambda fd, folder=False: (os.fsync(fd), events.append(("fsync", fd))))
+    fds = [_open_written(tmp_path / f"f{i}") for i in range(4)]
+    assert download._fsync_and_close(fds) == [None] * 4
+    assert events == [("writeback", fd) for fd in fds] + [("fsync", fd) for fd in fds]
+    events.clear()
+    lone = _open_written(tmp_path / "lone")
+    assert download._fsync_and_close([lone]) == [None]
+    assert events == [("fsync", lone)]
