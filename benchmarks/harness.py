@@ -493,8 +493,23 @@ def measure_row(profile: str, scenario: Scenario, contender: Contender, floor_s:
     return row
 
 
+#: Seconds to wait after the file system is synced and before a row starts.
+SETTLE_S = 2.0
+
+
+def settle(seconds: float = SETTLE_S) -> None:
+    """Start every row from the same quiet disk: what the row before it deleted (its verified output) and
+    what seeding wrote are synced, and the writeback, journal commits and discards they cause are over,
+    before the clock starts. Otherwise whoever runs first after a seed or a deleted tree pays for them,
+    and drivesync always runs first in a scenario (a full run measured it at 13.9 s on `project`, where
+    on a quiet machine it takes 11.2 s, rclone's time). --quick skips the wait, not the sync."""
+    os.sync()
+    if seconds:
+        time.sleep(seconds)
+
+
 def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, manifest: dict, *, work: Path,
-            timeout: float, floor_s: float, local: Path) -> Row:
+            timeout: float, floor_s: float, local: Path, settle_s: float = SETTLE_S) -> Row:
     """One contender on one scenario against an already running emulator; cleans its output after."""
     run_dir = work / "runs" / f"{scenario.name}-{emu.profile}-{contender.name}"
     if run_dir.exists():
@@ -502,6 +517,7 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
     run_dir.mkdir(parents=True)
     ctx = RunContext(emu=emu.emu(), work=run_dir, timeout=timeout, remote_root=scenario.remote_root,
                      profile_name=emu.profile)
+    settle(settle_s)
     emu.reset_stats()
     load1 = os.getloadavg()[0]
     emu_cpu0, proxy_cpu0 = emu.cpu_s(), emu.proxy_cpu_s()
@@ -545,6 +561,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
     rows: list[Row] = []
     floors: dict[str, dict] = {}
     variant = "quick" if quick else "full"
+    settle_s = 0.0 if quick else SETTLE_S
     for name in scenarios:
         scenario = specs[name]
         log(f"[{name}] {scenario.description}")
@@ -586,7 +603,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                 with EmulatorProcess(data_dir, profile, work / "emulator" / f"{name}-{profile}", transport) as emu:
                     for c in ready:
                         rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=limit(c),
-                                                         floor_s=fl.seconds, local=local)))
+                                                         floor_s=fl.seconds, local=local, settle_s=settle_s)))
             else:
                 for c in ready:
                     # A fresh, empty Drive per contender: uploads must not find the last one's files.
@@ -596,7 +613,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
                         with EmulatorProcess(fresh, profile, work / "emulator" / f"{name}-{profile}-{c.name}",
                                              transport) as emu:
                             rows.append(_logged(log, run_one(emu, scenario, c, manifest, work=work, timeout=limit(c),
-                                                             floor_s=fl.seconds, local=local)))
+                                                             floor_s=fl.seconds, local=local, settle_s=settle_s)))
                     finally:
                         shutil.rmtree(fresh, ignore_errors=True)
             if progress:
@@ -798,7 +815,9 @@ def write_markdown(rows: list[Row], floors: dict, machine: dict, path: Path, *, 
             "through the same TLS-terminating proxy, a process of its own (its CPU is a column); drivesync by "
             "HTTPS_PROXY and REQUESTS_CA_BUNDLE, rclone by HTTPS_PROXY and --ca-cert. Every tuned contender gets "
             "the same pacing budget (the Pacing column): drivesync's DRIVESYNC_TPS/_TPS_BURST equal rclone's "
-            "--tpslimit/--tpslimit-burst and --drive-pacer-min-sleep/-burst; off without a request quota.", ""]
+            "--tpslimit/--tpslimit-burst and --drive-pacer-min-sleep/-burst; off without a request quota. "
+            f"Rows dated 2026-12-02 or later start after the file system is synced and {SETTLE_S:g} s of quiet, "
+            "so that none pays for the writeback of the seed or of the row before it (its deleted output).", ""]
     profiles = [p for p in PROFILES if any(r.profile == p for r in rows)] + sorted(
         {r.profile for r in rows} - set(PROFILES))
     for profile in profiles:
