@@ -32,8 +32,9 @@ UPLOAD_CHUNK_GRANULARITY = 256 * KiB
 class Settings:
     """Every knob of a pull or a push.
 
-    Memory bound. Downloads never hold a file in memory: each stream reads at most ``io_buffer``
-    bytes from its socket and writes them at their offset (``os.pwrite``) before reading more, and
+    Memory bound. Downloads never hold a file in memory: each stream holds at most ``io_buffer``
+    bytes (plus the one chunk that crosses it) of what it read before writing them at their offset
+    (one ``os.pwritev`` of aiohttp's own chunks) and reading more, and
     at most ``transfers * streams_per_file`` streams are open (``max_streams`` caps the total).
     Uploads hold one chunk per file in flight, plus at most one more copy of it in the socket's
     send buffer while it drains. So the transfer buffers are bounded by::

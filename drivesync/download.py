@@ -4,8 +4,8 @@ hashed as it grows, verified, then renamed to its final name.
 Rules this module keeps:
 - A final path only ever holds a complete, verified file: bytes go to ``.<name>.<id8>.drivesync-partial``
   beside it (same filesystem), size and md5 are checked, then ``os.replace`` makes it final.
-- Memory is bounded: a stream holds at most ``settings.io_buffer`` bytes before writing them at
-  their offset (``os.pwrite``), whatever the file size.
+- Memory is bounded: a stream holds at most ``settings.io_buffer`` bytes (and the chunk that crosses
+  it) before writing them at their offset (``os.pwritev``), whatever the file size.
 - Mid-stream retries live here (request-level ones live in transport.py): a range whose body is cut
   resumes from the last byte written, at most ``settings.max_retries`` times per range.
 - Resume: the byte ranges already written are kept in the journal (partial_download), so a new run
