@@ -664,7 +664,8 @@ class Downloader:
                 try:
                     await self._fetch_range(ctx, item, None, 0, size, False, state, sink=keep)
                 except RemoteChanged:
-                    self._take_back(ctx, size_of(data), size_of(data))
+                    got = size_of(data)
+                    self._take_back(ctx, got, got)
                     raise
                 got = size_of(data)
                 want = integrity.expected(size, item.md5, state.goog_hash)
@@ -765,10 +766,10 @@ class Downloader:
         (batched with other small files'), finalize. On the event loop but for the fsync: no thread hop
         per file. Once written, the bytes are let go and the file slot goes to the next download
         (``ctx.ending``) while the fsync waits for the disk. None when it verified, else what differs."""
-        md5 = hashlib.md5()
+        digest = hashlib.md5()
         for piece in data:
-            md5.update(piece)
-        md5 = md5.hexdigest()
+            digest.update(piece)
+        md5 = digest.hexdigest()
         crc = integrity.crc32c(b"".join(data)) if want.method == integrity.CRC32C else None
         problem = integrity.mismatch(want, size_of(data), md5, crc)
         if problem is not None:

@@ -592,7 +592,6 @@ class Extractor:
             async def sink(chunk):
                 if feed.finished.is_set():
                     raise _Stop()
-                chunk = bytes(chunk)                    # tarfile's reader joins bytes
                 try:
                     feed.q.put_nowait(chunk)            # no thread hop while the reader keeps up
                 except queue.Full:
