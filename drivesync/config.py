@@ -36,20 +36,22 @@ class Settings:
     bytes (plus the one chunk that crosses it) of what it read before writing them at their offset
     (one ``os.pwritev`` of aiohttp's own chunks) and reading more, and
     at most ``transfers * streams_per_file`` streams are open (``max_streams`` caps the total).
-    Uploads hold one chunk per file in flight, plus at most one more copy of it in the socket's
-    send buffer while it drains. So the transfer buffers are bounded by::
+    Uploads never hold a resumable chunk in memory: it is read from its file and hashed 1 MiB at a time
+    while it is sent (upload.READ_PIECE, the next piece while one goes out), so the chunk size costs no
+    memory. A file up to ``upload_cutoff`` goes up in one multipart request, held whole and once more
+    as that request's body. So the transfer buffers are bounded by::
 
-        max_streams * (io_buffer + socket_buffer)  +  2 * upload_transfers * upload_chunk_size
+        max_streams * (io_buffer + socket_buffer)  +  upload_transfers * 2 * upload_cutoff
 
     A small file (at most ``io_buffer`` bytes) is held whole in its one stream's buffer, so it stays
     inside the same bound. With the defaults a pull holds at most 64 * (1 MiB + ~0.3 MiB) ~= 83 MiB, a
-    push 2 * 4 * 16 MiB = 128 MiB, on top of the interpreter and libraries (~60 MiB): peak RSS stays under
+    push 4 * 2 * 8 MiB = 64 MiB, on top of the interpreter and libraries (~60 MiB): peak RSS stays under
     200 MB whatever the size of the dataset (measured with 32 streams: 136 MB pulling 2 x 1 GiB, 92 MB
     pulling 10,000 files, benchmarks/pull_bench.py; with 64: 104 MiB on the harness's `small`, 124 MiB on
     `project`). ``pull --extract`` keeps to 32 of each (extract.EXTRACT_CONCURRENCY).
     The listing of a tree costs about 1 KiB per remote file (10,000 files ~= 10 MB).
-    A push of several large files holds 2 * 4 * 16 MiB = 128 MiB of chunks: measured 205 MB peak RSS
-    for 4 parallel 150 MB uploads, with the CLI returning buffers of 1 MiB and more to the OS
+    A push of 4 parallel 150 MB uploads through the TLS proxy measured 68 MiB peak RSS (132 MiB while
+    each upload held its 16 MiB chunk in memory), with the CLI returning buffers of 1 MiB and more to the OS
     (cli._return_big_buffers_to_the_os; without it glibc's arenas kept 312 MB resident).
     """
 
@@ -76,8 +78,12 @@ class Settings:
     upload_transfers: int = 4
     #: Files up to this size go up in one multipart request; larger ones as resumable sessions.
     upload_cutoff: int = 8 * MiB
-    #: Bytes per resumable chunk; a multiple of 256 KiB.
-    upload_chunk_size: int = 16 * MiB
+    #: Bytes per resumable chunk; a multiple of 256 KiB. Each chunk is one request, and each request
+    #: costs a round trip before Drive reads its body: 64 MiB instead of 16 MiB took a 200 MB upload at
+    #: 25 MB/s from 8.21 s to 8.07 s of sending (8.0 s is the link's floor). Chunks are streamed from the
+    #: file, so their size costs no memory; what it costs is the part of one chunk a dropped connection
+    #: sends again (under 2.7 s at 25 MB/s).
+    upload_chunk_size: int = 64 * MiB
     #: Request pacing (requests per second, all kinds). Drive allows 12,000/min = 200/s per user;
     #: 195 keeps a request-bound pull within 1.1x of that quota's floor without 403 storms (measured).
     tps: float = 195.0

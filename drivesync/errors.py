@@ -170,6 +170,11 @@ class TransferInterrupted(DrivesyncError):
     """A connection dropped or stalled (before or during a body); the caller may resume."""
 
 
+class BodyAborted(DrivesyncError):
+    """A streamed request body's source refused to go on (the local file changed while it was sent): the
+    request ended before its last byte, so Drive committed nothing of it. The transport does not retry it."""
+
+
 class VerificationFailed(DrivesyncError):
     """Content arrived but its size or checksum is not what Drive reported."""
 

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Iterable, Mapping
+from typing import AsyncIterator, Iterable, Mapping, Protocol
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
@@ -37,7 +37,7 @@ from multidict import CIMultiDict
 from . import answers
 from .auth import Authorizer
 from .config import Settings
-from .errors import (BAD_ANSWER, Action, DriveError, DriveUnreachable, StorageFull, TransferInterrupted, classify,
+from .errors import (BAD_ANSWER, Action, BodyAborted, DriveError, DriveUnreachable, StorageFull, TransferInterrupted, classify,
                      hint_for)
 from .pacer import Bandwidth, Pacer, backoff_delay
 
@@ -51,9 +51,21 @@ CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, 
                      ConnectionError)
 
 #: A body larger than this is handed to the socket in slices of SLICE bytes, each written only once
-#: the one before has drained: a 16 MiB upload chunk is then held once (by the caller), not a second
-#: time in the socket's (or TLS layer's) write buffer. Four parallel uploads hold 64 MiB less.
+#: the one before has drained: a multipart upload's body is then held once (by the caller), not a
+#: second time in the socket's (or TLS layer's) write buffer.
 SLICE = 256 * 1024
+
+
+class StreamedBody(Protocol):
+    """A request body produced while it is sent (upload.py's chunk read from its file piece by piece):
+    ``len()`` bytes, from a fresh iterator on every try. An iterator that must stop sets ``aborted`` to
+    why and raises; the request then fails with ``BodyAborted`` at once, without a retry."""
+
+    aborted: str | None
+
+    def __len__(self) -> int: ...
+
+    def pieces(self) -> AsyncIterator[bytes | memoryview]: ...
 
 
 @dataclass
@@ -307,7 +319,7 @@ class Transport:
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, *, params: Mapping | None = None,
-                     headers: Mapping[str, str] | None = None, data: bytes | None = None,
+                     headers: Mapping[str, str] | None = None, data: bytes | StreamedBody | None = None,
                      json: object = None, ok: Iterable[int] = (200,), write: bool = False,
                      what: str = "", tries: _Tries | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send until an ``ok`` status arrives (retrying per errors.classify, within the give-up
@@ -326,7 +338,9 @@ class Transport:
         tries = tries or _Tries(self, method, what)
         while True:
             await self.pacer.wait(write=write)
-            if self.bandwidth is not None and isinstance(payload, (bytes, bytearray, memoryview)) and payload:
+            streamed = hasattr(payload, "pieces")
+            if self.bandwidth is not None and (streamed or isinstance(payload, (bytes, bytearray, memoryview))) \
+                    and len(payload):
                 await self.bandwidth.spend(len(payload))
             token = await self.authorizer.token(self.token_request) if self.authorizer else None
             if token:
@@ -334,7 +348,10 @@ class Transport:
             error: DriveError | None = None
             self.stats.requests += 1
             body = payload
-            if isinstance(payload, (bytes, bytearray, memoryview)) and len(payload) > SLICE:
+            if streamed:
+                body = payload.pieces()             # a fresh iterator for every try
+                send_headers["Content-Length"] = str(len(payload))
+            elif isinstance(payload, (bytes, bytearray, memoryview)) and len(payload) > SLICE:
                 body = _slices(payload)             # a fresh generator for every try
                 send_headers["Content-Length"] = str(len(payload))
             try:
@@ -342,6 +359,8 @@ class Transport:
                                                        data=body, allow_redirects=False, proxy=proxy,
                                                        proxy_headers=proxy_headers)
             except CONNECTION_ERRORS as exc:
+                if streamed and payload.aborted:
+                    raise BodyAborted(payload.aborted) from None
                 error = DriveError(0, "connectionError", describe_connection_error(exc), method=method, what=what,
                                    host=host)
                 response = None

@@ -37,7 +37,7 @@ from typing import Callable
 from . import integrity
 from .config import UPLOAD_CHUNK_GRANULARITY
 from .drive import Drive, RemoteFile
-from .errors import DriveError, DrivesyncError, TransferInterrupted, VerificationFailed
+from .errors import BodyAborted, DriveError, DrivesyncError, TransferInterrupted, VerificationFailed
 from .state import Journal, UploadSession
 
 log = logging.getLogger("drivesync.upload")
@@ -280,6 +280,71 @@ def _read_at(fd: int, length: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
+#: A resumable chunk is read from its file (and hashed) this many bytes at a time while it is sent, the
+#: next piece while the one before goes out: an upload holds two pieces, never its chunk, so the chunk
+#: size costs no memory and no pause to read it between chunks.
+READ_PIECE = 1024 * 1024
+
+
+def _read_hashed(fd: int, length: int, offset: int, hasher) -> bytes:
+    data = _read_at(fd, length, offset)
+    hasher.update(data)
+    return data
+
+
+class _FileChunk:
+    """Bytes [start, start + length) of an open file as a request body (transport.StreamedBody), read and
+    hashed piece by piece as they go out. Every try starts from a copy of ``base``, the md5 of the bytes
+    before ``start``; ``hasher`` is that running md5 once a try has read to the end (None before).
+
+    ``before_last`` (the final chunk only) is called with the md5 of the whole file once every byte has
+    been read, before the last piece is sent, and returns why the upload must not be committed, or None.
+    A file that ends early stops the body the same way. Drive commits a revision only when the last byte
+    arrives, so a body stopped there leaves nothing on Drive."""
+
+    def __init__(self, fd: int, start: int, length: int, base, before_last: Callable[[str], str | None] | None):
+        self._fd, self._start, self._length, self._base = fd, start, length, base
+        self._before_last = before_last
+        self.hasher = None
+        self.aborted: str | None = None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _stop(self, why: str):
+        self.aborted = why
+        return BodyAborted(why)
+
+    async def pieces(self):
+        self.aborted = None
+        hasher = self._base.copy()
+        offset, end = self._start, self._start + self._length
+
+        def read_next():
+            return asyncio.ensure_future(asyncio.to_thread(_read_hashed, self._fd, min(READ_PIECE, end - offset),
+                                                           offset, hasher))
+
+        pending = read_next() if self._length else None
+        try:
+            while pending is not None:
+                piece = await pending
+                pending = None
+                if not piece:
+                    raise self._stop("shrank while it was uploaded")
+                offset += len(piece)
+                if offset < end:
+                    pending = read_next()
+                elif self._before_last is not None:
+                    why = self._before_last(hasher.hexdigest())
+                    if why:
+                        raise self._stop(why)
+                yield piece
+            self.hasher = hasher
+        finally:
+            if pending is not None:
+                pending.cancel()    # a try that ended early: its reads feed only its own hasher
+
+
 def _hash_prefix(fd: int, length: int, block: int = 4 * 1024 * 1024):
     h = hashlib.md5()
     offset = 0
@@ -506,36 +571,37 @@ async def _run_session(drive: Drive, path: str, fd: int, target: UploadTarget, b
             sent_md5, hashed_to = await asyncio.to_thread(_hash_prefix, fd, plan.start)
             if hashed_to != plan.start:
                 raise FileChanged(f"{path} shrank while it was uploaded")
-        data = await asyncio.to_thread(_read_at, fd, plan.length, plan.start)
-        if len(data) != plan.length:
-            upload.fail("short read")
-            raise FileChanged(f"{path} shrank while it was uploaded")
-        candidate = sent_md5.copy()
-        hashing = asyncio.ensure_future(asyncio.to_thread(candidate.update, data))
-        if plan.final:
-            await hashing
-            md5 = md5 or candidate.hexdigest()
-            # Last line of defence against a revision that mixes two versions: what we are about to
-            # commit must be exactly the file we hashed, and the file must not have moved since.
-            if candidate.hexdigest() != md5 or LocalStat.of(path) != before:
-                upload.fail("local file changed")
-                if journal:
-                    journal.forget_upload_session(path)
-                raise FileChanged(f"{path} changed while it was uploaded; the partial upload was abandoned")
+
+        def before_commit(whole_md5: str) -> str | None:
+            # Last line of defence against a revision that mixes two versions: what is about to be
+            # committed must be exactly the file we hashed, and the file must not have moved since.
+            if (md5 and whole_md5 != md5) or LocalStat.of(path) != before:
+                return "changed while it was uploaded"
+            return None
+
+        chunk = _FileChunk(fd, plan.start, plan.length, sent_md5, before_commit if plan.final else None)
         try:
-            reply = await drive.send_chunk(upload.session_uri, plan.start, data, size)
+            reply = await drive.send_chunk(upload.session_uri, plan.start, chunk, size)
             last_headers = reply.headers
+        except BodyAborted as exc:
+            upload.fail(str(exc))
+            if journal:
+                journal.forget_upload_session(path)
+            raise FileChanged(f"{path} {exc}; the partial upload was abandoned") from None
         except (DriveError, TransferInterrupted) as exc:
-            await hashing
             upload.fail(str(exc))
             if isinstance(exc, DriveError) and exc.status in (404, 410):
                 upload.process_recover(exc.status, {})   # raises SessionExpired
             continue
-        await hashing       # (non-final chunks: hashed while they were sent)
+        if chunk.hasher is None:        # answered before the body was read to its end
+            upload.fail("the chunk was answered before it was sent whole")
+            continue
         stats.bytes_sent += plan.length
         upload.process_chunk(reply.status, reply.headers, _json_or_none(reply) if reply.status != 308 else None)
         if upload.offset == plan.end:
-            sent_md5, hashed_to = candidate, plan.end
+            sent_md5, hashed_to = chunk.hasher, plan.end
+        if plan.final:
+            md5 = md5 or chunk.hasher.hexdigest()
         if progress:
             progress(max(0, upload.offset - plan.start))
     if journal:
