@@ -29,6 +29,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.contenders.base import compile_bytecode  # noqa: E402
 from benchmarks.pull_bench import CLI, Server, run_child, seed, verify_pulled  # noqa: E402
 
 KiB = 1024
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         want = seed(data_dir, files)
         with Server(data_dir, "unthrottled") as server:
             trees = {"this": ROOT, **({"other": os.path.abspath(args.ab)} if args.ab else {})}
+            for tree in trees.values():
+                compile_bytecode(tree)
             runs: dict[str, list[float]] = {k: [] for k in trees}
             for i in range(args.repeats):
                 for label, tree in trees.items():
