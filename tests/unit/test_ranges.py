@@ -31,12 +31,12 @@ def test_plan_ranges_cuts_the_gaps_into_bounded_requests():
         plan_ranges(10, [], 0)
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(8))
 def test_plan_ranges_covers_exactly_the_missing_bytes(seed):
     rng = random.Random(seed)
     size = rng.randrange(1, 10_000)
     done = [(a, a + rng.randrange(0, 500)) for a in (rng.randrange(0, size) for _ in range(rng.randrange(0, 8)))]
-    pieces = plan_ranges(size, done, rng.randrange(1, 2000))
+    pieces = plan_ranges(size, done, rng.randrange(1, 2000), streams=rng.choice((1, 2, 8, 16)))
     covered = bytearray(size)
     for a, b in normalize(done):
         for i in range(a, min(b, size)):
@@ -46,6 +46,45 @@ def test_plan_ranges_covers_exactly_the_missing_bytes(seed):
             covered[i] += 1
     assert all(c >= 1 for c in covered)
     assert all(covered[i] == 1 for a, b in pieces for i in range(a, b))
+
+
+def test_plan_ranges_staggers_the_first_round_of_a_multi_stream_file():
+    MiB = 1 << 20
+    sizes = [b - a for a, b in plan_ranges(500_000_000, [], 32 * MiB, streams=8)]
+    assert sizes[:8] == [(18 + 2 * k) * MiB for k in range(8)]
+    assert set(sizes[8:-1]) == {32 * MiB} and sizes[-1] <= 32 * MiB
+    # One stream (or a single-range file) keeps equal requests.
+    assert plan_ranges(100, [], 16) == [(0, 16), (16, 32), (32, 48), (48, 64), (64, 80), (80, 96), (96, 100)]
+    # More streams than steps fit: no request shrinks below one step.
+    assert min(b - a for a, b in plan_ranges(64 * MiB, [], 16 * MiB, streams=32)) == 1 * MiB
+
+
+def _finish_order(pieces, streams):
+    """Equal-speed workers taking ``pieces`` in order: the pieces' indexes sorted by the time each ends."""
+    free = [0.0] * streams
+    ends = []
+    for i, (a, b) in enumerate(pieces):
+        w = min(range(streams), key=lambda k: (free[k], k))
+        free[w] += b - a
+        ends.append((free[w], i))
+    return [i for _, i in sorted(ends)], sorted(t for t, _ in ends)
+
+
+@pytest.mark.parametrize("size", [500_000_000, 1 << 30, 300_000_000])
+def test_staggered_requests_end_in_file_order(size):
+    """What the stagger is for: with streams at one speed, every request but a short last one ends after
+    the one before it in the file, so the hashed prefix follows the bytes as they land."""
+    MiB = 1 << 20
+    pieces = plan_ranges(size, [], 32 * MiB, streams=8)
+    order, times = _finish_order(pieces, 8)
+    last = len(pieces) - 1
+    if pieces[last][1] - pieces[last][0] < 32 * MiB:   # a short remainder may end before the one before it
+        order = [i for i in order if i != last] + [last]
+    assert order == list(range(len(pieces)))
+    assert len(set(times)) == len(times)  # no two end together
+    # Equal requests would not: a round of 8 ends at one instant, in no particular order.
+    equal = [(a, min(size, a + 32 * MiB)) for a in range(0, size, 32 * MiB)]
+    assert len(set(_finish_order(equal, 8)[1])) < len(equal)
 
 
 def test_prefix_end():
