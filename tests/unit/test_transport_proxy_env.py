@@ -64,3 +64,26 @@ def test_requests_bundle_comes_first(tmp_path):
     bad.write_text("not a certificate")
     with pytest.raises(DrivesyncError, match="REQUESTS_CA_BUNDLE"):
         ssl_context({"REQUESTS_CA_BUNDLE": str(bad), "SSL_CERT_FILE": _a_ca(tmp_path)})
+
+
+def test_each_origin_is_worked_out_once_and_kept_apart(monkeypatch):
+    """Transport._where cuts the origin out of the URL string (every request asks): URLs of one origin
+    share the answer, another port or scheme is another origin, and the host comes out for messages."""
+    from drivesync import transport
+    from drivesync.config import Settings
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    for name in ("https_proxy", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+    real = transport.proxy_for
+    monkeypatch.setattr(transport, "proxy_for", lambda url: calls.append(url) or real(url))
+    t = transport.Transport(Settings(), None)
+    assert t._where(G + "/abc?alt=media") == ("www.googleapis.com", "http://corp:3128", None)
+    assert t._where(G + "?q=x") == ("www.googleapis.com", "http://corp:3128", None)
+    assert t._where("https://www.googleapis.com?fields=x") == ("www.googleapis.com", "http://corp:3128", None)
+    assert len(calls) == 1     # one origin, with or without a path
+    assert t._where("https://localhost:8443/token") == ("localhost", None, None)
+    assert t._where("https://www.googleapis.com:8443/x")[0] == "www.googleapis.com"
+    assert len(calls) == 3
