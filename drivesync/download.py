@@ -262,8 +262,9 @@ def plan_ranges(size: int, done: Iterable[Iterable[int]], range_size: int, *, st
     done). That order is what lets the md5 keep up: it advances over the contiguous prefix only, so with
     equal requests every round ended together in some order, and all the bytes written past the earliest
     unfinished request were read back and hashed after it. In the last round nothing is left to overlap
-    that with: a 2 GB ``restore`` read back about 550 MB after its last byte arrived and took 0.6-0.9 s
-    longer; staggered by 2 MiB, about 30 MB and 0.2-0.5 s (benchmarks/request_timeline.py, issue 13)."""
+    that with: a 2 GB ``restore`` read back about 550 MB after its last byte arrived, and finished 0.6-0.9 s
+    after it; staggered by 2 MiB, about 30 MB and 0.2-0.5 s, most of it fsync (issue 13). One MiB steps
+    did not hold the order against the streams' jitter."""
     if range_size < 1 or streams < 1:
         raise ValueError("range_size and streams must be positive")
     step = range_size // 16 if streams > 1 else 0
