@@ -297,9 +297,6 @@ class Transport:
             found = self._origins[origin] = (urlsplit(url).hostname or "Drive", *proxy_for(url))
         return found
 
-    def _proxy(self, url: str) -> tuple[str | None, dict[str, str] | None]:
-        return self._where(url)[1:]
-
     async def __aenter__(self) -> "Transport":
         connector = aiohttp.TCPConnector(
             limit=0,  # concurrency is owned by transfer.py, not by the pool
@@ -408,7 +405,7 @@ class Transport:
         command: not something to retry)."""
         if self._session is None:
             raise RuntimeError("the command ended while a token refresh was in flight")
-        proxy, proxy_headers = self._proxy(url)
+        _, proxy, proxy_headers = self._where(url)
         try:
             async with self._session.request(method, url, headers=dict(headers), data=body, allow_redirects=False,
                                              proxy=proxy, proxy_headers=proxy_headers,
