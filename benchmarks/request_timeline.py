@@ -6,7 +6,8 @@ with aiohttp's ClientSession._request wrapped in the child so that every request
 (its headers), kind (metadata, media, token) and Range are recorded. Prints the requests sent in each half
 second: a paced pull that keeps the quota busy sends 97-98 in every one, so a shortfall shows where the
 wall time above the floor goes (listing levels in a row, too few requests in flight, a stalled loop).
-The pulled tree is checked by size and md5 against the seeded manifest before anything is printed.
+The store is warmed and the disk settled first, as the harness does before every row; the pulled tree is
+checked by size and md5 against the seeded manifest before anything is printed.
 
     python benchmarks/request_timeline.py --scenario project
     DRIVESYNC_TRANSFERS=32 python benchmarks/request_timeline.py --scenario project   # other settings via env
@@ -29,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.contenders.base import RunContext  # noqa: E402
 from benchmarks.contenders.drivesync import Drivesync  # noqa: E402
-from benchmarks.harness import EmulatorProcess, build_scenarios, seed_remote, verify_local  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    SETTLE_S, EmulatorProcess, build_scenarios, seed_remote, settle, verify_local, warm)
 
 #: The child: the recorder around aiohttp, then the CLI. TREE and OUT are filled in.
 CHILD = r'''
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest = seed_remote(scenario, data_dir, log=lambda line: print(line, flush=True))
     out, record_file = work / "out", work / "records.json"
     shutil.rmtree(out, ignore_errors=True)
+    # As the harness does before every row: the store in the page cache (a cold one stalls the emulator in
+    # pread and reads as a client stall) and the deleted output's discards over before the clock starts.
+    warm(data_dir)
+    settle(0 if args.quick else SETTLE_S)
     with EmulatorProcess(data_dir, args.profile, work / "emulator", "tls") as emu:
         # The harness's own environment for drivesync (proxy, CA bundle, pacing budget), a fresh state dir.
         ctx = RunContext(emu=emu.emu(), work=work / f"run-{time.time_ns()}", timeout=0,
