@@ -4,10 +4,11 @@ This module owns choosing credentials (in the documented order: ``--credentials 
 token in ``$DRIVESYNC_ACCESS_TOKEN`` (``--access-token``), application default credentials, Colab's own
 sign-in, the token saved by ``drivesync login``), the token file
 (written 0600, never chmod-ed afterwards) and refreshing: one refresh at a time however many transfers
-are waiting (no stampede), ahead of expiry, and once more after a 401.
+are waiting (no stampede), ahead of expiry, and once more after a 401. User credentials (a file, the
+login token, an ADC file) refresh through drivesync's own grant (oauth.py); the rest through google-auth.
 
 It never prints or logs a token or a secret, and never lets one into an exception message: messages
-from google-auth are rebuilt from the error code and scrubbed of every secret the credentials hold.
+from a refresh are rebuilt from the error code and scrubbed of every secret the credentials hold.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AuthError
+from .oauth import StaticToken, UserCredentials
 
 log = logging.getLogger("drivesync.auth")
 
@@ -176,24 +178,19 @@ def load_credentials_file(path: str, scopes: list[str] | None = None, *, subject
                           remedy=f"check that the key in {path} still exists"
                                  + (" and that domain-wide delegation allows these scopes" if subject else ""))
         if kind == "authorized_user":
-            from google.oauth2.credentials import Credentials
-
             if subject:
                 raise AuthError("--impersonate needs a service-account key (domain-wide delegation); "
                                 f"{path} holds user credentials")
-            if not isinstance(info.get("refresh_token"), str) and not info.get("token"):
-                raise ValueError("no refresh_token")
-            creds = Credentials.from_authorized_user_info(info, scopes=info.get("scopes") or None)
-            if isinstance(info.get("token_uri"), str) and info["token_uri"]:
-                # google-auth always puts Google's endpoint here; honour the file's (emulator, proxies).
-                creds = creds.with_token_uri(info["token_uri"])
+            # Our own refresh grant (oauth.py), not google-auth's class: it honours the file's token_uri
+            # (the emulator, proxies), which google-auth replaces by Google's.
+            creds = UserCredentials.from_info(info)
             by_login = LOGIN_MARKER in info
             label = origin or ("drivesync login token" if by_login else "user credentials")
             remedy = ("sign in again with 'drivesync login'" if by_login
                       else f"replace {path} with fresh credentials or sign in with 'drivesync login'")
             return Chosen(creds, f"{label} from {path}", remedy=remedy)
     except (ValueError, KeyError, TypeError) as exc:
-        # google-auth names the missing field; it never echoes secret values. Keep only its first words.
+        # The loaders name the missing field and never echo a value; keep only the first words all the same.
         reason = _first_line(str(exc)) if not _looks_secret(str(exc), info) else type(exc).__name__
         raise AuthError(f"credentials file {path} is malformed: {reason}") from None
     raise AuthError(f"credentials file {path} has unsupported type {kind!r}")
@@ -234,8 +231,38 @@ def _in_colab() -> bool:
         return False
 
 
+def _adc_user_file() -> str | None:
+    """The file google.auth.default() reads first (GOOGLE_APPLICATION_CREDENTIALS, else gcloud's
+    application_default_credentials.json), when it holds usable user credentials: then it is loaded with
+    drivesync's own grant, as --credentials is. Anything else (a service account, an external account,
+    a broken file, no file) is left to google-auth, which says what is wrong with it."""
+    where = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not where:
+        if os.environ.get("CLOUDSDK_CONFIG"):
+            folder = os.environ["CLOUDSDK_CONFIG"]
+        elif os.name == "nt":
+            folder = os.path.join(os.environ.get("APPDATA", ""), "gcloud")
+        else:
+            folder = os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+        where = os.path.join(folder, "application_default_credentials.json")
+    try:
+        with open(where, encoding="utf-8") as fh:
+            info = json.load(fh)
+        UserCredentials.from_info(info)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, AttributeError, TypeError):
+        return None
+    return where if isinstance(info, dict) and info.get("type") == "authorized_user" else None
+
+
 def application_default(scopes: list[str] | None = None) -> Chosen | None:
     """google.auth.default(): GOOGLE_APPLICATION_CREDENTIALS, gcloud, Colab after authenticate_user()."""
+    user_file = _adc_user_file()
+    if user_file is not None:
+        chosen = load_credentials_file(user_file, scopes)
+        remedy = (f"replace {user_file}" if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else
+                  "run 'gcloud auth application-default login --scopes="
+                  "https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/cloud-platform'")
+        return Chosen(chosen.credentials, f"application default credentials ({user_file})", remedy=remedy)
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
@@ -344,17 +371,10 @@ ACCESS_TOKEN_ENV = "DRIVESYNC_ACCESS_TOKEN"
 
 def static_token(token: str, source: str, remedy: str) -> Chosen:
     """Credentials that are one access token: no refresh, no expiry known (a 401 ends the run with one line)."""
-    from google.auth.exceptions import RefreshError
-    from google.oauth2.credentials import Credentials
-
-    class StaticToken(Credentials):
-        def refresh(self, request):  # noqa: ARG002 - nothing to refresh with
-            raise RefreshError("Drive refused it, and a static access token cannot be refreshed")
-
     if any(c.isspace() or not c.isprintable() for c in token):
         raise AuthError(f"the access token ({source.split(' from ')[-1]}) holds spaces or control characters; "
                         "give the bare token")
-    return Chosen(StaticToken(token=token), source, remedy=remedy)
+    return Chosen(StaticToken(token), source, remedy=remedy)
 
 
 def find_credentials(credentials_file: str | None = None, scopes: list[str] | None = None, *,

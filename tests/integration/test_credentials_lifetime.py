@@ -3,7 +3,7 @@
 Every file must arrive intact, and the number of token grants must stay bounded: about one per
 3/4 lifetime (refresh ahead of expiry), not one per request (a stampede).
 
-Time here is counted, not measured: the emulator's token expiry, the Authorizer and google-auth all
+Time here is counted, not measured: the emulator's token expiry, the Authorizer and the client's grant all
 read one virtual clock that advances STEP_S with every request the emulator receives. A run's length
 is then its request count, the same on any machine, and the bound on grants is computed from it: a
 slow CI machine changes nothing, and a client that refreshes per request or stampedes fails.
@@ -68,11 +68,14 @@ class _TimeModule:
 def clock(emu, monkeypatch):
     import google.auth._helpers
 
+    from drivesync import oauth
     from drivesync.emulator import auth as emulator_auth
 
     c = RequestClock(emu)
-    # The emulator's token expiry and check, and google-auth's expiry (utcnow + expires_in), on the clock.
+    # The emulator's token expiry and check, and the client's expiry (utcnow + expires_in: drivesync's own
+    # grant for user credentials, google-auth's for service accounts), on the clock.
     monkeypatch.setattr(emulator_auth, "time", _TimeModule(c.now))
+    monkeypatch.setattr(oauth, "utcnow", c.utcnow)
     monkeypatch.setattr(google.auth._helpers, "utcnow", c.utcnow)
     return c
 

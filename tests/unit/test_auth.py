@@ -175,6 +175,40 @@ def test_adc_pointing_at_a_missing_file_is_an_error_not_a_fallthrough(isolated, 
         auth.find_credentials()
 
 
+def test_adc_user_files_load_with_drivesyncs_own_grant_and_the_rest_with_google_auth(isolated, monkeypatch):
+    from drivesync import oauth
+
+    # gcloud's well-known file (CLOUDSDK_CONFIG), then GOOGLE_APPLICATION_CREDENTIALS ahead of it.
+    (isolated / "gcloud").mkdir()
+    write_json(isolated / "gcloud" / "application_default_credentials.json", user_info(client_id="gcloud"))
+    chosen = auth.find_credentials()
+    assert isinstance(chosen.credentials, oauth.UserCredentials) and chosen.credentials.client_id == "gcloud"
+    assert "application default" in chosen.source and "gcloud auth application-default login" in chosen.remedy
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_json(isolated / "adc.json", user_info(client_id="env")))
+    chosen = auth.find_credentials()
+    assert chosen.credentials.client_id == "env" and chosen.credentials.token_uri == "http://127.0.0.1:9/token"
+    # A user file google-auth would refuse is still google-auth's to explain.
+    no_rt = user_info()
+    del no_rt["refresh_token"]
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_json(isolated / "broken.json", no_rt))
+    with pytest.raises(AuthError, match="not usable as credentials"):
+        auth.find_credentials()
+
+
+def test_user_credentials_never_load_google_oauth2(tmp_path):
+    import subprocess
+
+    path = write_json(tmp_path / "u.json", user_info())
+    code = ("import os, sys; from drivesync import auth; "
+            f"a = auth.find_credentials({path!r}); os.environ['GOOGLE_APPLICATION_CREDENTIALS'] = {path!r}; "
+            "b = auth.application_default(); "
+            "print(type(a.credentials).__name__, type(b.credentials).__name__, "
+            "sorted(m for m in sys.modules if m.startswith('google.oauth2')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["UserCredentials", "UserCredentials", "[]"]
+
+
 def _fake_colab(tmp_path, monkeypatch, body: str):
     """A stand-in google.colab package on sys.path (not HTTP mocking: Colab's module is not on PyPI)."""
     pkg = tmp_path / "stubs" / "google" / "colab"
