@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.contenders.base import RunContext  # noqa: E402
+from benchmarks.contenders.base import RunContext, compile_bytecode  # noqa: E402
 from benchmarks.contenders.drivesync import Drivesync  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
     SETTLE_S, EmulatorProcess, build_scenarios, seed_remote, settle, verify_local, warm)
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # As the harness does before every row: the store in the page cache (a cold one stalls the emulator in
     # pread and reads as a client stall) and the deleted output's discards over before the clock starts.
     warm(data_dir)
+    compile_bytecode(args.tree)     # the child starts as an installed drivesync does, as in the harness
     settle(0 if args.quick else SETTLE_S)
     with EmulatorProcess(data_dir, args.profile, work / "emulator", "tls") as emu:
         # The harness's own environment for drivesync (proxy, CA bundle, pacing budget), a fresh state dir.
