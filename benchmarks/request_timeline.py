@@ -3,7 +3,7 @@
 Runs `drivesync pull` of one harness scenario the way the harness does (the emulator and its TLS proxy in
 processes of their own, the pacing budget of every paced row: 195 requests/s, burst 20 under drive-like),
 with aiohttp's ClientSession._request wrapped in the child so that every request's send time, answer time
-(its headers), kind (metadata, media, token) and Range are recorded. Prints the requests sent in each half
+(its headers), kind (metadata, media, token), Range and the time its body was read are recorded. Prints the requests sent in each half
 second: a paced pull that keeps the quota busy sends 97-98 in every one, so a shortfall shows where the
 wall time above the floor goes (listing levels in a row, too few requests in flight, a stalled loop).
 The store is warmed and the disk settled first, as the harness does before every row; the pulled tree is
@@ -48,11 +48,19 @@ async def recorded(self, method, url, *args, **kwargs):
     params = kwargs.get("params") or {}
     kind = ("media" if "alt=media" in text or params.get("alt") == "media"
             else "token" if text.rstrip("/").endswith("token") else "metadata")
-    records.append((sent - start, time.monotonic() - start, kind, response.status,
-                    (kwargs.get("headers") or {}).get("Range", "")))
+    records.append([sent - start, time.monotonic() - start, kind, response.status,
+                    (kwargs.get("headers") or {}).get("Range", ""), None])
+    response._timeline_record = records[-1]
     return response
+release = aiohttp.ClientResponse.release
+def released(self):
+    record = getattr(self, "_timeline_record", None)
+    if record is not None and record[5] is None:
+        record[5] = time.monotonic() - start     # the body read (or given up): the request is over
+    return release(self)
 aiohttp.ClientSession._request = recorded
-atexit.register(lambda: json.dump({"records": records}, open(OUT, "w")))
+aiohttp.ClientResponse.release = released
+atexit.register(lambda: json.dump({"records": records, "exit": time.monotonic() - start}, open(OUT, "w")))
 from drivesync.cli import main
 sys.exit(main(sys.argv[1:]))
 '''
@@ -97,14 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     wrong = verify_local(manifest, out)
     if wrong:
         raise SystemExit(f"the pulled tree is wrong: {wrong}")
-    records = json.loads(record_file.read_text())["records"]
+    recorded = json.loads(record_file.read_text())
+    records = recorded["records"]
     per_bucket: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
-    for sent, _, kind, _, _ in records:
+    for sent, _, kind, *_ in records:
         per_bucket[int(sent * 2)][kind] += 1
     media = [r for r in records if r[2] == "media"]
     print(f"{args.scenario} ({args.profile}): wall {wall:.2f} s, {len(records)} requests, verified; "
           f"first request {records[0][0]:.2f} s and first download {min(r[0] for r in media):.2f} s after "
           "aiohttp was imported")
+    last_body = max((r[5] for r in records if r[5] is not None), default=0.0)
+    print(f"last body read {last_body:.2f} s, process exit {recorded['exit']:.2f} s after aiohttp was imported "
+          f"(the tail after the last byte: {recorded['exit'] - last_body:.2f} s)")
     for bucket in range(max(per_bucket) + 1):
         kinds = per_bucket.get(bucket, collections.Counter())
         detail = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
