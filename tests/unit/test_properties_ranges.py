@@ -59,6 +59,19 @@ def test_plan_ranges_covers_the_missing_bytes_once_in_bounded_requests(size, don
 
 
 @FAST
+@given(sizes, ranges, st.integers(16, 3_000), st.integers(2, 32))
+def test_multi_stream_plans_cover_the_missing_bytes_once_in_bounded_requests(size, done, range_size, streams):
+    """The ramps at both ends (plan_ranges' docstring) never cost a byte, a request past range_size or
+    one straddling bytes already kept."""
+    pieces = plan_ranges(size, done, range_size, streams=streams)
+    assert covered(pieces) == set(range(size)) - covered(done)
+    assert sum(b - a for a, b in pieces) == size - len(covered(done, 0, size))
+    assert all(0 < b - a <= range_size for a, b in pieces)
+    assert pieces == sorted(pieces)
+    assert not any(covered([piece]) & covered(done) for piece in pieces)
+
+
+@FAST
 @given(ranges, st.integers(-10, 5_000), st.integers(0, 3_000))
 def test_missing_within_is_the_gap_of_one_window(done, start, length):
     end = start + length

@@ -48,15 +48,31 @@ def test_plan_ranges_covers_exactly_the_missing_bytes(seed):
     assert all(covered[i] == 1 for a, b in pieces for i in range(a, b))
 
 
-def test_plan_ranges_staggers_the_first_round_of_a_multi_stream_file():
+def test_plan_ranges_ramps_up_at_the_start_and_down_at_the_end_of_a_multi_stream_file():
     MiB = 1 << 20
     sizes = [b - a for a, b in plan_ranges(500_000_000, [], 32 * MiB, streams=8)]
-    assert sizes[:8] == [(18 + 2 * k) * MiB for k in range(8)]
-    assert set(sizes[8:-1]) == {32 * MiB} and sizes[-1] <= 32 * MiB
+    m = sizes[0] + 7 * 2 * MiB
+    assert max(sizes) <= 32 * MiB and sum(sizes) == 500_000_000
+    assert sizes[:7] == [m - (7 - k) * 2 * MiB for k in range(7)]      # one step (range_size / 16) apart
+    assert sizes[-7:] == [m - (k + 1) * 2 * MiB for k in range(7)]
+    assert max(sizes[7:-7]) - min(sizes[7:-7]) <= 1                   # the middle shares the rest evenly
     # One stream (or a single-range file) keeps equal requests.
     assert plan_ranges(100, [], 16) == [(0, 16), (16, 32), (32, 48), (48, 64), (64, 80), (80, 96), (96, 100)]
     # More streams than steps fit: no request shrinks below one step.
     assert min(b - a for a, b in plan_ranges(64 * MiB, [], 16 * MiB, streams=32)) == 1 * MiB
+    # Too small for both ramps: the first one, then equal requests (a 100 MB file over 8 streams).
+    assert [b - a for a, b in plan_ranges(100 * MiB, [], 32 * MiB, streams=8)] == [
+        18 * MiB, 20 * MiB, 22 * MiB, 24 * MiB, 16 * MiB]
+
+
+def test_a_resumed_file_ramps_over_the_bytes_still_missing():
+    MiB = 1 << 20
+    done = [(0, 100 * MiB), (300 * MiB, 310 * MiB)]
+    pieces = plan_ranges(1 << 30, done, 32 * MiB, streams=8)
+    assert pieces[0][0] == 100 * MiB and pieces[-1][1] == 1 << 30
+    assert not any(a < 310 * MiB and b > 300 * MiB for a, b in pieces)   # cut at the kept bytes, not across
+    sizes = [b - a for a, b in pieces]
+    assert sizes[-7:] == sorted(sizes[-7:], reverse=True) and sizes[-1] < sizes[-7]
 
 
 def _finish_order(pieces, streams):
@@ -67,24 +83,20 @@ def _finish_order(pieces, streams):
         w = min(range(streams), key=lambda k: (free[k], k))
         free[w] += b - a
         ends.append((free[w], i))
-    return [i for _, i in sorted(ends)], sorted(t for t, _ in ends)
+    return [i for _, i in sorted(ends)], [t for t, _ in sorted(ends, key=lambda e: e[1])]
 
 
 @pytest.mark.parametrize("size", [500_000_000, 1 << 30, 300_000_000])
-def test_staggered_requests_end_in_file_order(size):
-    """What the stagger is for: with streams at one speed, every request but a short last one ends after
-    the one before it in the file, so the hashed prefix follows the bytes as they land."""
+def test_staggered_requests_end_in_file_order_and_the_streams_run_out_close_together(size):
+    """What the ramps are for: with streams at one speed, every request ends no earlier than the one before
+    it in the file, so the hashed prefix follows the bytes as they land; and the last requests are short
+    enough that the file is done within a third of a request of the ideal (its bytes over the streams),
+    where full last requests left one stream alone on the link for up to a whole one."""
     MiB = 1 << 20
     pieces = plan_ranges(size, [], 32 * MiB, streams=8)
-    order, times = _finish_order(pieces, 8)
-    last = len(pieces) - 1
-    if pieces[last][1] - pieces[last][0] < 32 * MiB:   # a short remainder may end before the one before it
-        order = [i for i in order if i != last] + [last]
-    assert order == list(range(len(pieces)))
-    assert len(set(times)) == len(times)  # no two end together
-    # Equal requests would not: a round of 8 ends at one instant, in no particular order.
-    equal = [(a, min(size, a + 32 * MiB)) for a in range(0, size, 32 * MiB)]
-    assert len(set(_finish_order(equal, 8)[1])) < len(equal)
+    _, ends = _finish_order(pieces, 8)
+    assert ends == sorted(ends)
+    assert max(ends) - size / 8 <= 32 * MiB / 3    # the plan without the end ramp: 11-18 MiB over
 
 
 def test_prefix_end():
