@@ -1,10 +1,10 @@
 """Authorized-user credentials of our own: the OAuth 2.0 refresh-token grant (RFC 6749, section 6).
 
 ``UserCredentials`` stands where google-auth's ``google.oauth2.credentials.Credentials`` would for every
-``--credentials`` file and ``drivesync login`` token of type ``authorized_user``. Importing google-auth's
-class loads its reauth, JWT and crypto modules (cryptography's x509 among them): about 50 ms at the start
-of every command, for one form POST and one JSON answer. Service-account keys, impersonation and
-application default credentials still go through google-auth.
+``--credentials`` file, ``drivesync login`` token and application-default file of type
+``authorized_user``. Importing google-auth's class loads its reauth, JWT and crypto modules (cryptography's x509 among them): about 50 ms at the start
+of every command, for one form POST and one JSON answer. Service-account keys, impersonation and the
+other kinds of application default credentials still go through google-auth.
 
 The grant itself is sans-I/O: ``grant_request()`` is what to send, ``take_answer()`` reads what came back.
 ``refresh(request)`` joins the two over google-auth's ``Request`` protocol (``request(url, method, body,
@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 #: google-auth's default, where a file names none.
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -95,9 +95,6 @@ class UserCredentials:
             raise ValueError("expiry is not a date like 2030-01-01T00:00:00Z") from None
         return cls(info["client_id"], info["client_secret"], info["refresh_token"], uri,
                    scopes or None, token, expiry)
-
-    def with_token_uri(self, uri: str) -> "UserCredentials":
-        return replace(self, token_uri=uri)
 
     def grant_request(self) -> tuple[str, dict[str, str], bytes]:
         """(url, headers, body) of the refresh-token grant: a form POST, the scopes when the file names some."""
