@@ -256,15 +256,15 @@ def missing(size: int, done: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
 def plan_ranges(size: int, done: Iterable[Iterable[int]], range_size: int, *, streams: int = 1) -> list[tuple[int, int]]:
     """The missing bytes cut into requests of at most ``range_size`` bytes, in file order.
 
-    With ``streams`` workers taking them in order, the first ``streams - 1`` requests are staggered: the
-    k-th is ``streams - 1 - k`` steps (``range_size // 16``) shorter than the others, so that the streams that start together
-    finish one after another, in file order, and keep doing so (each takes the next request as it is
-    done). That order is what lets the md5 keep up: it advances over the contiguous prefix only, so with
-    equal requests every round ended together in some order, and all the bytes written past the earliest
-    unfinished request were read back and hashed after it. In the last round nothing is left to overlap
-    that with: a 2 GB ``restore`` read back about 550 MB after its last byte arrived, and finished 0.6-0.9 s
-    after it; staggered by 2 MiB, about 30 MB and 0.2-0.5 s, most of it fsync (issue 13). One MiB steps
-    did not hold the order against the streams' jitter.
+    With ``streams`` workers taking them in order, the first ``streams - 1`` requests are staggered: the k-th is
+    ``streams - 1 - k`` steps (``range_size // 16``) shorter than the others, so that the streams that start
+    together finish one after another, in file order, and keep doing so (each takes the next request as it is
+    done). That order is what lets the md5 keep up: it advances over the contiguous prefix only, so with equal
+    requests every round ended together in some order, and all the bytes written past the earliest unfinished
+    request were read back and hashed after it. In the last round nothing is left to overlap that with: a 2 GB
+    ``restore`` read back about 550 MB after its last byte arrived, and finished 0.6-0.9 s after it; staggered
+    by 2 MiB, about 30 MB and 0.2-0.5 s, most of it fsync (issue 13). One MiB steps did not hold the order
+    against the streams' jitter.
 
     The last ``streams - 1`` requests mirror that stagger (each one step shorter than the one before it)
     and the middle ones share the remaining bytes evenly, so that the streams run out of work close

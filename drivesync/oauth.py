@@ -2,9 +2,10 @@
 
 ``UserCredentials`` stands where google-auth's ``google.oauth2.credentials.Credentials`` would for every
 ``--credentials`` file, ``drivesync login`` token and application-default file of type
-``authorized_user``. Importing google-auth's class loads its reauth, JWT and crypto modules (cryptography's x509 among them): about 50 ms at the start
-of every command, for one form POST and one JSON answer. Service-account keys, impersonation and the
-other kinds of application default credentials still go through google-auth.
+``authorized_user``. Importing google-auth's class loads its reauth, JWT and crypto modules
+(cryptography's x509 among them): about 50 ms at the start of every command, for one form POST and
+one JSON answer. Service-account keys, impersonation and the other kinds of application default
+credentials still go through google-auth.
 
 The grant itself is sans-I/O: ``grant_request()`` is what to send, ``take_answer()`` reads what came back.
 ``refresh(request)`` joins the two over google-auth's ``Request`` protocol (``request(url, method, body,

@@ -102,7 +102,8 @@ def test_a_refusal_becomes_the_authorizers_one_scrubbed_line():
 
 
 @pytest.mark.parametrize("broken,named", [
-    ({"refresh_token": None}, "refresh_token"), ({"client_id": ""}, "client_id"), ({"client_secret": 7}, "client_secret"),
+    ({"refresh_token": None}, "refresh_token"), ({"client_id": ""}, "client_id"),
+    ({"client_secret": 7}, "client_secret"),
     ({"scopes": [1]}, "scopes"), ({"expiry": "tomorrow"}, "expiry"), ({"token": "two words"}, "token"),
 ])
 def test_a_malformed_file_is_named_without_its_values(tmp_path, broken, named):
