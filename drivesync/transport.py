@@ -165,6 +165,17 @@ def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     return ctx
 
 
+def connector_ssl(environ: Mapping[str, str] | None = None) -> ssl.SSLContext | bool:
+    """What the connector verifies TLS with: ``ssl_context()`` where a CA bundle variable is set, else True,
+    aiohttp's verifying default (``ssl.create_default_context()``: the system's trust store, hostname checks
+    on), which it builds when it is imported. Building a second one would load the trust store again, about
+    17 ms of every command's start where no variable is set (Colab, most machines)."""
+    env = os.environ if environ is None else environ
+    if any(env.get(name) for name in CA_BUNDLE_VARIABLES):
+        return ssl_context(env)
+    return True
+
+
 def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> tuple[str | None, dict[str, str] | None]:
     """(proxy URL without credentials, proxy headers) for ``url`` per HTTP(S)_PROXY/ALL_PROXY/NO_PROXY,
     or (None, None) for a direct connection."""
@@ -300,7 +311,7 @@ class Transport:
     async def __aenter__(self) -> "Transport":
         connector = aiohttp.TCPConnector(
             limit=0,  # concurrency is owned by transfer.py, not by the pool
-            ssl=ssl_context(),  # never off: a bundle variable only replaces the trust store
+            ssl=connector_ssl(),  # never off: a bundle variable only replaces the trust store
             enable_cleanup_closed=True,
         )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout,

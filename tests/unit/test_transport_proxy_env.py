@@ -6,7 +6,7 @@ import ssl
 import pytest
 
 from drivesync.errors import DrivesyncError
-from drivesync.transport import proxy_for, ssl_context
+from drivesync.transport import connector_ssl, proxy_for, ssl_context
 
 G = "https://www.googleapis.com/drive/v3/files"
 
@@ -52,6 +52,14 @@ def _a_ca(tmp_path) -> str:
 def test_ssl_context_always_verifies(tmp_path):
     for ctx in (ssl_context({}), ssl_context({"SSL_CERT_FILE": _a_ca(tmp_path)})):
         assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+def test_the_connector_uses_aiohttps_verifying_default_unless_a_bundle_is_named(tmp_path):
+    """No variable: True, aiohttp's own ssl.create_default_context() (built at its import), not a second load
+    of the trust store; an empty variable counts as unset. A variable: its bundle alone, verifying."""
+    assert connector_ssl({}) is True and connector_ssl({"SSL_CERT_FILE": ""}) is True
+    ctx = connector_ssl({"SSL_CERT_FILE": _a_ca(tmp_path)})
+    assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
 
 
 def test_a_missing_bundle_names_its_variable(tmp_path):
