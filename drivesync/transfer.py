@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
-from .errors import AuthError, StopsTheRun
+from .errors import AuthError, StopsTheRun, UsageError
 
 
 @dataclass
@@ -215,11 +216,50 @@ async def gather_or_cancel(tasks: list[asyncio.Future]) -> list:
 #: How long an interrupted run_sync waits for the worker's transfers to unwind (journal written, files closed).
 CANCEL_WAIT_S = 10.0
 
+#: Which event loop runs drivesync's coroutines: 'uvloop' (where it is installed: Linux and macOS) or
+#: 'asyncio' (the standard loop); unset or empty: uvloop if it can be imported, else asyncio.
+EVENT_LOOP_VARIABLE = "DRIVESYNC_EVENT_LOOP"
+
+
+def loop_factory(environ=None):
+    """uvloop.new_event_loop, or None for the standard loop (see EVENT_LOOP_VARIABLE). uvloop runs the same
+    aiohttp client with about a tenth less CPU where the loop is the bottleneck (TLS bodies, unpaced small
+    files; benchmarks/results, issue 13); nothing else changes. A value it cannot honour is a UsageError."""
+    env = os.environ if environ is None else environ
+    wanted = (env.get(EVENT_LOOP_VARIABLE) or "").strip().lower()
+    if wanted not in ("", "uvloop", "asyncio"):
+        raise UsageError(f"{EVENT_LOOP_VARIABLE}={env.get(EVENT_LOOP_VARIABLE)} is not an event loop "
+                         "drivesync knows: use uvloop or asyncio")
+    if wanted == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if wanted == "uvloop":
+            raise UsageError(f"{EVENT_LOOP_VARIABLE}=uvloop, but uvloop is not installed here "
+                             "(pip install uvloop, or unset it for the standard loop)") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def run_loop(coro):
+    """``asyncio.run(coro)`` on the loop loop_factory() picks (Ctrl-C handling as asyncio.run's)."""
+    try:
+        factory = loop_factory()
+    except BaseException:
+        coro.close()            # never started: no 'never awaited' warning
+        raise
+    if factory is None:
+        return asyncio.run(coro)
+    import uvloop
+
+    return uvloop.run(coro, loop_factory=factory)
+
 
 def run_sync(coro, *, cancel_wait: float | None = None):
     """Run a coroutine to completion from synchronous code, even inside a notebook's running loop.
 
-    With no loop running here this is ``asyncio.run`` (Ctrl-C cancels the coroutine, then
+    With no loop running here this is ``run_loop`` (asyncio.run; Ctrl-C cancels the coroutine, then
     KeyboardInterrupt). With one running (a Jupyter cell), the coroutine runs on a worker thread with
     its own loop; a KeyboardInterrupt while this thread waits (interrupting the cell) cancels the
     coroutine on the worker's loop, waits up to ``cancel_wait`` seconds for it to unwind (partial
@@ -229,7 +269,7 @@ def run_sync(coro, *, cancel_wait: float | None = None):
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return run_loop(coro)
     box: dict = {}
     ready, finished = threading.Event(), threading.Event()
 
@@ -241,7 +281,7 @@ def run_sync(coro, *, cancel_wait: float | None = None):
 
     def runner():
         try:
-            box["value"] = asyncio.run(main())
+            box["value"] = run_loop(main())
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
         finally:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from .completion import DEFAULT_SETTLE_S, CompletionTracker, Ready
 from .restore import to_prune
 from .observer import FileSystemObserver
+from .transfer import run_loop
 
 log = logging.getLogger("drivesync.watch")
 
@@ -175,7 +176,7 @@ class Watcher:
 
     def _thread_main(self) -> None:
         try:
-            asyncio.run(self._main())
+            run_loop(self._main())
         except BaseException as exc:  # reported to start() or logged
             if not self._started.is_set():
                 self._start_error = exc

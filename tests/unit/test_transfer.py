@@ -1,10 +1,11 @@
 """transfer.Transfers: scheduling order, failure isolation, and credentials errors stopping a run."""
 import asyncio
+import sys
 
 import pytest
 
-from drivesync.errors import AuthError
-from drivesync.transfer import Job, Transfers, run_sync
+from drivesync.errors import AuthError, UsageError
+from drivesync.transfer import EVENT_LOOP_VARIABLE, Job, Transfers, loop_factory, run_loop, run_sync
 
 
 def _job(path, size, log, *, fail=None):
@@ -43,6 +44,39 @@ def test_credentials_failing_for_good_stop_the_whole_run():
         asyncio.run(Transfers(transfers=1, max_streams=1).run(jobs))
     assert started[0] == "first"
     assert len(started) <= 2  # at most the job already woken when the error surfaced; the queue is cancelled
+
+
+def _loop_type():
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+def test_run_loop_runs_on_uvloop_where_installed_unless_asyncio_is_asked_for(monkeypatch):
+    pytest.importorskip("uvloop")
+    monkeypatch.delenv(EVENT_LOOP_VARIABLE, raising=False)
+    assert run_loop(_loop_type_async()) == "uvloop"
+    assert run_sync(_loop_type_async()) == "uvloop"
+    monkeypatch.setenv(EVENT_LOOP_VARIABLE, "asyncio")
+    assert run_loop(_loop_type_async()) == "asyncio"
+    monkeypatch.setenv(EVENT_LOOP_VARIABLE, "")            # empty counts as unset
+    assert run_loop(_loop_type_async()) == "uvloop"
+
+
+async def _loop_type_async():
+    return _loop_type()
+
+
+def test_an_event_loop_that_cannot_be_had_is_a_usage_error(monkeypatch):
+    with pytest.raises(UsageError, match=f"{EVENT_LOOP_VARIABLE}=trio is not an event loop"):
+        loop_factory({EVENT_LOOP_VARIABLE: "trio"})
+    monkeypatch.setitem(sys.modules, "uvloop", None)      # import uvloop fails, as where it is not installed
+    assert loop_factory({}) is None                     # unset: the standard loop, quietly
+    with pytest.raises(UsageError, match="uvloop is not installed"):
+        loop_factory({EVENT_LOOP_VARIABLE: "uvloop"})
+    coro = _loop_type_async()
+    monkeypatch.setenv(EVENT_LOOP_VARIABLE, "uvloop")
+    with pytest.raises(UsageError):
+        run_loop(coro)
+    assert coro.cr_frame is None                        # closed, never started: no 'never awaited' warning
 
 
 def test_run_sync_works_inside_a_running_loop():
