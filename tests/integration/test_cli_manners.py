@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -153,6 +154,18 @@ def test_bad_values_are_one_line(project, capsys, tmp_path, flag):
     code, out, err = run(project, capsys, "pull", "project", str(tmp_path / "o"), flag, "lots")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("loop", ["trio", "uvloop"])
+def test_an_event_loop_that_cannot_be_had_is_one_line(project, capsys, tmp_path, monkeypatch, loop):
+    """DRIVESYNC_EVENT_LOOP=trio (unknown), or uvloop where it cannot be imported: exit 2, one line, nothing
+    written or sent."""
+    monkeypatch.setenv("DRIVESYNC_EVENT_LOOP", loop)
+    if loop == "uvloop":
+        monkeypatch.setitem(sys.modules, "uvloop", None)
+    code, out, err = run(project, capsys, "pull", "project", str(tmp_path / "o"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "DRIVESYNC_EVENT_LOOP" in err and not (tmp_path / "o").exists() and media(project) == 0
 
 
 def test_checksum_and_size_only_do_not_go_together(project, capsys, tmp_path):

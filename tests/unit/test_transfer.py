@@ -46,7 +46,8 @@ def test_credentials_failing_for_good_stop_the_whole_run():
     assert len(started) <= 2  # at most the job already woken when the error surfaced; the queue is cancelled
 
 
-def _loop_type():
+async def _loop_type_async():
+    """The package of the loop this runs on: 'uvloop' or 'asyncio'."""
     return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
@@ -59,10 +60,6 @@ def test_run_loop_runs_on_uvloop_where_installed_unless_asyncio_is_asked_for(mon
     assert run_loop(_loop_type_async()) == "asyncio"
     monkeypatch.setenv(EVENT_LOOP_VARIABLE, "")            # empty counts as unset
     assert run_loop(_loop_type_async()) == "uvloop"
-
-
-async def _loop_type_async():
-    return _loop_type()
 
 
 def test_an_event_loop_that_cannot_be_had_is_a_usage_error(monkeypatch):
