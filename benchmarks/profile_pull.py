@@ -14,6 +14,7 @@ Every run's output is checked by size and md5 against the seeded store (pull_ben
 
     python benchmarks/profile_pull.py --files 2000 --repeats 3 --out /tmp/profile.json
     python benchmarks/profile_pull.py --files 2000 --no-profile -- --transfers 16   # extra flags go to pull
+    python benchmarks/profile_pull.py --scenario deep --repeats 2 --py-spy   # a harness scenario's own tree
 """
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=2000)
     p.add_argument("--size", type=int, default=64 * KiB)
+    p.add_argument("--scenario", help="seed this harness scenario's tree (paths and sizes) instead of "
+                                      "--files x --size in folders of 100")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--py-spy", action="store_true",
@@ -100,8 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results here as JSON")
     args = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="profile-pull-")
-    files = [(f"d{i // 100:03d}/f{i % 100:03d}.bin", args.size) for i in range(args.files)]
-    result: dict = {"files": args.files, "size": args.size, "extra_flags": extra, "runs_cpu_s": []}
+    if args.scenario:
+        from benchmarks.harness import build_scenarios
+
+        scenarios = build_scenarios()
+        if args.scenario not in scenarios:
+            p.error(f"--scenario: one of {', '.join(scenarios)}")
+        files = [(rel, size) for rel, size, _ in scenarios[args.scenario].files]
+        args.files = len(files)
+    else:
+        files = [(f"d{i // 100:03d}/f{i % 100:03d}.bin", args.size) for i in range(args.files)]
+    result: dict = {"files": args.files, "size": args.size, "scenario": args.scenario, "extra_flags": extra,
+                    "runs_cpu_s": []}
     try:
         data_dir = os.path.join(work, "drive")
         want = seed(data_dir, files)
