@@ -26,6 +26,10 @@ The formula (also in docs/benchmarks.md)::
 
 A limit that the profile leaves unset (None) contributes nothing; under `unthrottled` the floor is
 0 and a ratio to it is undefined (the report says "n/a").
+
+``paced_floor`` is the same formula with the request quota replaced by the pacing budget the harness
+holds every paced contender to (below the quota, so that none meets 403s): where requests bind, it is
+the least any paced row can reach, and the report prints it beside the floor.
 """
 from __future__ import annotations
 
@@ -152,6 +156,16 @@ def compute_floor(profile: Mapping, job: Job) -> Floor:
         bound_by=bound_by,
         terms=terms,
     )
+
+
+def paced_floor(profile: Mapping, job: Job, budget: tuple[float, int] | None) -> Floor | None:
+    """The floor again with the profile's request quota replaced by a pacing budget (requests per second,
+    burst) that a contender is held to below it: the least wall time a row paced within that budget can
+    reach. None without a budget or without a quota (nothing to replace)."""
+    if budget is None or not profile.get("requests_per_s"):
+        return None
+    rate, burst = budget
+    return compute_floor({**dict(profile), "requests_per_s": rate, "request_burst": burst}, job)
 
 
 def ratio(wall_s: float, floor_s: float) -> float | None:

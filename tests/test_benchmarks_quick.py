@@ -73,6 +73,30 @@ def test_write_quota_binds_many_tiny_uploads():
     assert f.writes_s == pytest.approx((301 - 3) / 3.0)
 
 
+def test_paced_floor_puts_the_pacing_budget_in_place_of_the_quota():
+    job = floor.job_from_tree("pull", [(f"d{d}/f{i}", 64 * 1024) for d in range(100) for i in range(100)])
+    quota = floor.compute_floor(DRIVE_LIKE, job)
+    paced = floor.paced_floor(DRIVE_LIKE, job, (195.0, 20))
+    assert paced.requests == quota.requests and paced.latency_s == quota.latency_s
+    assert paced.requests_s == pytest.approx((quota.requests - 20) / 195.0)
+    assert paced.seconds > quota.seconds
+    assert floor.paced_floor(DRIVE_LIKE, job, None) is None             # pacing off: nothing to replace
+    assert floor.paced_floor({}, job, (195.0, 20)) is None              # no quota: no floor to pace
+    # Bytes bind a large download: the budget changes nothing there.
+    big = floor.Job("pull", sizes=(1 << 30,))
+    assert floor.paced_floor(DRIVE_LIKE, big, (195.0, 20)).seconds == floor.compute_floor(DRIVE_LIKE, big).seconds
+
+
+def test_targets_say_when_the_pacing_budget_alone_misses_the_floor_target():
+    rows = [harness.Row("drive-like", "project", "drivesync", "drivesync (defaults)", "ok", wall_s=11.0,
+                        floor_s=10.0, ratio=1.1, requests=2088, files=2051)]
+    line = harness.targets(rows, "drive-like", {"project": 10.7})[0]
+    assert "1.10x floor (misses 1.05x; the shared pacing budget alone takes 1.07x, so no paced row can" in line
+    assert "drivesync is 1.03x that" in line
+    # A budget floor inside the target changes nothing in the line.
+    assert harness.targets(rows, "drive-like", {"project": 10.2})[0] == harness.targets(rows, "drive-like")[0]
+
+
 def test_unthrottled_floor_is_zero_and_ratio_undefined():
     f = floor.compute_floor({}, floor.Job("pull", sizes=(10,)))
     assert f.seconds == 0.0
