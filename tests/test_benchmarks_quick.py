@@ -325,6 +325,29 @@ def test_quick_restore_and_deep_rows_are_verified_and_the_rest_say_why_not(tmp_p
         assert rows[key]["status"] == "ok", rows[key]    # every file's size and md5 checked
     off = rows[("deep", "official")]
     assert off["status"] == "unavailable" and "--fast-list" in off["note"]
+    # deep's 128 files per row were parked in the trash, not deleted between rows, and the trash was
+    # emptied when the run ended; no pulled tree is left anywhere under the work folder.
+    work = tmp_path / "work"
+    assert not (work / "trash").exists()
+    assert not [p for p in (work / "runs").rglob("*") if p.name == "out"]
+
+
+def test_trash_parks_trees_whole_and_empties_them_at_the_end(tmp_path):
+    trash = harness.Trash(tmp_path / "trash")
+    trees = []
+    for name in ("small-drive-like-drivesync", "small-drive-like-rclone-tuned"):
+        tree = tmp_path / "runs" / name / "out"
+        (tree / "d").mkdir(parents=True)
+        (tree / "d" / "f.bin").write_bytes(b"x")
+        trees.append(tree)
+        trash.park(tree)
+    assert not any(t.exists() for t in trees)
+    parked = sorted(p.name for p in (tmp_path / "trash").iterdir())
+    assert parked == ["0001-small-drive-like-drivesync", "0002-small-drive-like-rclone-tuned"]
+    assert (tmp_path / "trash" / parked[0] / "d" / "f.bin").read_bytes() == b"x"   # moved whole, not copied
+    trash.empty()
+    assert not (tmp_path / "trash").exists()
+    trash.empty()                                                                  # twice is fine
 
 
 def test_unthrottled_targets_compare_with_each_rclone_builds_best_row():
