@@ -544,8 +544,16 @@ class Trash:
         self._n += 1
         os.rename(tree, self.root / f"{self._n:04d}-{tree.parent.name}")
 
-    def empty(self) -> None:
+    def empty(self) -> bool:
+        """Delete what is parked; True when there was something."""
+        if not self.root.exists():
+            return False
         shutil.rmtree(self.root, ignore_errors=True)
+        return True
+
+
+#: How long after a mass delete the file system's creates are slow (see Trash): 60 s once it is synced.
+RECENTLY_DELETED_S = 65.0
 
 
 def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, manifest: dict, *, work: Path,
@@ -600,10 +608,14 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
     `transport`: "tls" (every contender but the official client through the one TLS proxy process) or
     "plain" (the emulator's plain port; rclone, which has no base-URL option, is then unavailable).
     `long_timeout`: the timeout of the rows a scenario names in ``long_timeout_for`` (default: `timeout`).
-    Pulled trees of many files are deleted when the run ends (see Trash), a trash an interrupted run left
-    behind before the first scenario is seeded."""
+    Pulled trees of many files are deleted when the run ends (see Trash); a trash an interrupted run left
+    behind is deleted first, and the run waits until its inodes may be reused before the first row."""
     trash = Trash(work / "trash")
-    trash.empty()
+    if trash.empty() and not quick:
+        log(f"deleted an interrupted run's trash: waiting {RECENTLY_DELETED_S:g} s before the first row "
+            "(creates are slow for a minute after a mass delete)")
+        os.sync()
+        time.sleep(RECENTLY_DELETED_S)
     try:
         return _run_all(scenarios=scenarios, contenders=contenders, profiles=profiles, quick=quick,
                         timeout=timeout, work=work, log=log, progress=progress, transport=transport,

@@ -345,9 +345,9 @@ def test_trash_parks_trees_whole_and_empties_them_at_the_end(tmp_path):
     parked = sorted(p.name for p in (tmp_path / "trash").iterdir())
     assert parked == ["0001-small-drive-like-drivesync", "0002-small-drive-like-rclone-tuned"]
     assert (tmp_path / "trash" / parked[0] / "d" / "f.bin").read_bytes() == b"x"   # moved whole, not copied
-    trash.empty()
+    assert trash.empty() is True
     assert not (tmp_path / "trash").exists()
-    trash.empty()                                                                  # twice is fine
+    assert trash.empty() is False                                                  # nothing left: says so
 
 
 def test_unthrottled_targets_compare_with_each_rclone_builds_best_row():
