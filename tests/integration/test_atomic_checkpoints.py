@@ -59,6 +59,15 @@ class Reader(threading.Thread):
                     self.mixed.append(sorted(got))
             time.sleep(0.005)
 
+    def finish(self) -> None:
+        """Stop after a whole poll that began after this call (the thread may be mid-poll of the state
+        before the last change now, and would not see it), then join."""
+        after, deadline = self.polls, time.monotonic() + 30
+        while self.polls < after + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.stop.set()
+        self.join()
+
 
 def hf_folder(root, name, files: dict[str, bytes]):
     path = root / name
@@ -114,8 +123,7 @@ def test_kill_minus_9_mid_folder_upload_never_shows_a_half_checkpoint(tmp_path):
         emu.configure(upload_bps_per_connection=None)
         with drivesync.watch(str(root), "run", settings=settings(emu), credentials=emu.credentials_path, settle=0.3):
             pass
-        reader.stop.set()
-        reader.join()
+        reader.finish()     # a whole poll after the publish (it may be mid-poll of the stage now)
         names = {c["name"] for c in emu.children(run_id, trashed=False)}
         assert names == {"checkpoint-500"}, names
         assert folder_files(emu, emu.path_id("run/checkpoint-500")) == version
@@ -139,12 +147,7 @@ def test_an_older_version_is_replaced_without_a_mix(emulator_profile, tmp_path, 
         with drivesync.watch(str(root), "run", settings=settings(emu), credentials=emu.credentials_path,
                              settle=0.3) as w:
             hf_folder(root, "checkpoint-9", new)
-        # Let the reader finish a whole poll after the swap (it may be mid-poll of the old state now).
-        after, deadline = reader.polls, time.monotonic() + 30
-        while reader.polls < after + 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        reader.stop.set()
-        reader.join()
+        reader.finish()     # a whole poll after the swap (it may be mid-poll of the old state now)
         assert not w.status()["failed"], w.status()
         run_id = emu.path_id("run")
         assert [c["name"] for c in emu.children(run_id, trashed=False)] == ["checkpoint-9"]
