@@ -220,6 +220,7 @@ def _fsync_dirs(folders: list[str]) -> None:
 #: Bytes hashed per pread when the hasher catches up from disk.
 _HASH_READ = 4 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE_TOTAL = re.compile(r"bytes (?:\d+-\d+|\*)/(\d+)")
 #: A partial's dirty bytes are handed to the disk (start_writeback) each time this many more have landed.
 _WRITEBACK_EVERY = 16 * 1024 * 1024
 
@@ -342,7 +343,7 @@ def _answer_differs(item, first_hashes: dict, response, seen: dict) -> str | Non
     the one the first answer for this file carried."""
     headers = response.headers
     total = None
-    m = re.match(r"bytes (?:\d+-\d+|\*)/(\d+)", headers.get("Content-Range", ""))
+    m = _CONTENT_RANGE_TOTAL.match(headers.get("Content-Range", ""))
     if m:
         total = int(m.group(1))
     elif response.status == 200 and (headers.get("Content-Length") or "").isdigit():

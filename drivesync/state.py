@@ -167,6 +167,9 @@ class Journal:
         self._pending_since = 0.0
         self._flusher: threading.Thread | None = None
         self._flusher_stop = threading.Event()
+        #: Whether partial_download may hold a row: from the open, and set by start_partial. While it does
+        #: not, forget_partial has nothing to delete (a pull of small files: one DELETE per file spared).
+        self._partials = True
         try:
             self._open()
         except _Damaged as damaged:
@@ -210,6 +213,7 @@ class Journal:
                 raise _Damaged(str(exc)) from None
             raise self._unwritable(str(exc)) from None
         self._db = db
+        self._partials = bool(db.execute("SELECT EXISTS (SELECT 1 FROM partial_download)").fetchone()[0])
 
     def _move_aside(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -429,6 +433,7 @@ class Journal:
 
     def start_partial(self, part_path: str, *, file_id: str, md5: str | None, size: int,
                       remote_modified: str | None) -> None:
+        self._partials = True
         self._exec("INSERT OR REPLACE INTO partial_download VALUES (?, ?, ?, ?, ?, '[]')",
                    (part_path, file_id, md5, size, remote_modified))
 
@@ -441,7 +446,8 @@ class Journal:
             self._run("UPDATE partial_download SET done = ? WHERE part_path = ?", (json.dumps(done), part_path))
 
     def forget_partial(self, part_path: str) -> None:
-        self._note("DELETE FROM partial_download WHERE part_path = ?", (part_path,))
+        if self._partials:
+            self._note("DELETE FROM partial_download WHERE part_path = ?", (part_path,))
 
     # -- upload sessions --------------------------------------------------------------------------
 

@@ -112,3 +112,23 @@ def test_outside_a_batch_every_write_is_its_own_commit(tmp_path):
     _record(j, 1)
     assert _others_see(j.path) == 1
     j.close()
+
+
+def test_forget_partial_writes_nothing_while_no_partial_is_recorded(tmp_path):
+    j = Journal(tmp_path / "journal.db")
+    before = j.writes
+    j.forget_partial("/out/.a.partial")          # a small file: never recorded as a partial
+    assert j.writes == before                    # no DELETE was run
+    j.start_partial("/out/.b.partial", file_id="idb", md5=None, size=10, remote_modified=None)
+    assert j.partial("/out/.b.partial") is not None
+    j.forget_partial("/out/.b.partial")
+    assert j.partial("/out/.b.partial") is None
+    j.close()
+    # A partial left by an earlier run (an interrupted large download) is seen at the next open and forgotten.
+    j = Journal(tmp_path / "journal.db")
+    j.start_partial("/out/.c.partial", file_id="idc", md5=None, size=10, remote_modified=None)
+    j.close()
+    j = Journal(tmp_path / "journal.db")
+    j.forget_partial("/out/.c.partial")
+    assert j.partial("/out/.c.partial") is None
+    j.close()
