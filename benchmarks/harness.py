@@ -529,8 +529,9 @@ class Trash:
     """Pulled trees of many files, parked (renamed, which frees no inode) until the run ends.
 
     Deleting thousands of files makes the next thousands of creates slower for a while: ext4 without a
-    journal (this VM's disk) does not reuse an inode freed in the last 60 s (5 min while its inode table
-    block is dirty), so each create scans past them (fs/ext4/ialloc.c, recently_deleted). Deleted after its
+    journal (this VM's disk) does not reuse an inode freed in the last 60 s, or 6 min while the inode table
+    block holding it is dirty (RECENTCY_MIN + RECENTCY_DIRTY; creates next to it dirty it), so each create
+    scans past them (fs/ext4/ialloc.c, recently_deleted). Deleted after its
     row, one row's output would tax the next row's system CPU: here 4,000 creates took 0.41 s of system
     time right after 20,000 deletes and 0.035 s a minute later. A tree of a few large files frees few
     inodes and is deleted at once (parked, the large scenarios would fill the disk)."""
@@ -552,8 +553,9 @@ class Trash:
         return True
 
 
-#: How long after a mass delete the file system's creates are slow (see Trash): 60 s once it is synced.
-RECENTLY_DELETED_S = 65.0
+#: How long after a mass delete the file system's creates may be slow (see Trash): 60 s, plus 300 s for an
+#: inode whose table block is dirty, which the next row's own creates keep it.
+RECENTLY_DELETED_S = 370.0
 
 
 def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, manifest: dict, *, work: Path,
@@ -613,7 +615,7 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
     trash = Trash(work / "trash")
     if trash.empty() and not quick:
         log(f"deleted an interrupted run's trash: waiting {RECENTLY_DELETED_S:g} s before the first row "
-            "(creates are slow for a minute after a mass delete)")
+            "(creates are slow for up to 6 minutes after a mass delete)")
         os.sync()
         time.sleep(RECENTLY_DELETED_S)
     try:
