@@ -167,8 +167,9 @@ class Journal:
         self._pending_since = 0.0
         self._flusher: threading.Thread | None = None
         self._flusher_stop = threading.Event()
-        #: Whether partial_download may hold a row: from the open, and set by start_partial. While it does
-        #: not, forget_partial has nothing to delete (a pull of small files: one DELETE per file spared).
+        #: Whether partial_download may hold a row: read at open, set by start_partial and by a partial()
+        #: that finds one (written by another process since). While it is False, forget_partial has nothing
+        #: to delete (a pull of small files: one DELETE per file spared).
         self._partials = True
         try:
             self._open()
@@ -204,6 +205,7 @@ class Journal:
             check = db.execute("PRAGMA quick_check(1)").fetchone()
             if not check or check[0] != "ok":
                 raise _Damaged(f"integrity check: {check[0] if check else 'no answer'}")
+            partials = bool(db.execute("SELECT EXISTS (SELECT 1 FROM partial_download)").fetchone()[0])
         except (sqlite3.Error, _Damaged) as exc:
             if db is not None:
                 db.close()
@@ -213,7 +215,7 @@ class Journal:
                 raise _Damaged(str(exc)) from None
             raise self._unwritable(str(exc)) from None
         self._db = db
-        self._partials = bool(db.execute("SELECT EXISTS (SELECT 1 FROM partial_download)").fetchone()[0])
+        self._partials = partials
 
     def _move_aside(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -428,6 +430,7 @@ class Journal:
                           (part_path,))
         if not rows:
             return None
+        self._partials = True       # another process's (written after this journal opened): forget it too
         file_id, md5, size, modified, done = rows[0]
         return file_id, md5, size, modified, json.loads(done)
 

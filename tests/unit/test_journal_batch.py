@@ -132,3 +132,12 @@ def test_forget_partial_writes_nothing_while_no_partial_is_recorded(tmp_path):
     j.forget_partial("/out/.c.partial")
     assert j.partial("/out/.c.partial") is None
     j.close()
+    # Another process records a partial after this journal opened (none then): found by partial(), forgotten.
+    j = Journal(tmp_path / "journal.db")
+    other = Journal(tmp_path / "journal.db")
+    other.start_partial("/out/.d.partial", file_id="idd", md5=None, size=10, remote_modified=None)
+    other.close()
+    assert j.partial("/out/.d.partial") is not None
+    j.forget_partial("/out/.d.partial")
+    assert j.partial("/out/.d.partial") is None
+    j.close()
