@@ -523,6 +523,11 @@ def warm(data_dir: Path) -> None:
 
 #: A pulled tree of more files than this is not deleted after its row but parked in the Trash.
 MANY_FILES = 100
+#: Files of this size or more are deleted from a tree before it is parked (few inodes, much disk).
+PARK_BELOW = 4 * 1024 * 1024
+#: How long after a mass delete the file system's creates may be slow (see Trash): 60 s, plus 300 s for an
+#: inode whose table block is dirty, which the next row's own creates keep it.
+RECENTLY_DELETED_S = 370.0
 
 
 class Trash:
@@ -531,31 +536,47 @@ class Trash:
     Deleting thousands of files makes the next thousands of creates slower for a while: ext4 without a
     journal (this VM's disk) does not reuse an inode freed in the last 60 s, or 6 min while the inode table
     block holding it is dirty (RECENTCY_MIN + RECENTCY_DIRTY; creates next to it dirty it), so each create
-    scans past them (fs/ext4/ialloc.c, recently_deleted). Deleted after its
-    row, one row's output would tax the next row's system CPU: here 4,000 creates took 0.41 s of system
-    time right after 20,000 deletes and 0.035 s a minute later. A tree of a few large files frees few
-    inodes and is deleted at once (parked, the large scenarios would fill the disk)."""
+    scans past them (fs/ext4/ialloc.c, recently_deleted). Deleted after its row, one row's output would tax
+    the next row's system CPU: here 4,000 creates took 0.41 s of system time right after 20,000 deletes and
+    0.035 s a minute later. A tree of few files is deleted at once, and a parked tree's large files too
+    (few inodes, much disk: the large scenarios, project's zip)."""
 
     def __init__(self, root: Path):
         self.root = root
-        self._n = 0
+        self.parked = 0
+        #: Written when the trash is emptied: the next run waits out the rest of RECENTLY_DELETED_S from it.
+        self.stamp = root.with_name(root.name + "-emptied")
 
     def park(self, tree: Path) -> None:
+        """Keep ``tree``'s inodes until the run ends; its large files (project's zip) are deleted now, as
+        few inodes for much disk."""
+        for path in tree.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size >= PARK_BELOW:
+                path.unlink()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._n += 1
-        os.rename(tree, self.root / f"{self._n:04d}-{tree.parent.name}")
+        self.parked += 1
+        os.rename(tree, self.root / f"{self.parked:04d}-{tree.parent.name}")
 
     def empty(self) -> bool:
-        """Delete what is parked; True when there was something."""
+        """Delete what is parked and note when; True when there was something."""
         if not self.root.exists():
             return False
         shutil.rmtree(self.root, ignore_errors=True)
+        self.stamp.write_text(f"{time.time():.0f}\n")
         return True
 
-
-#: How long after a mass delete the file system's creates may be slow (see Trash): 60 s, plus 300 s for an
-#: inode whose table block is dirty, which the next row's own creates keep it.
-RECENTLY_DELETED_S = 370.0
+    def wait_out(self, log: Callable[[str], None]) -> None:
+        """Before a run's first row: sleep what is left of RECENTLY_DELETED_S since a trash was last emptied
+        (this run's leftovers, just deleted, or the last run's at its end)."""
+        try:
+            left = float(self.stamp.read_text()) + RECENTLY_DELETED_S - time.time()
+        except (OSError, ValueError):
+            return
+        if left > 0:
+            log(f"a trash of many files was deleted {RECENTLY_DELETED_S - left:.0f} s ago: waiting {left:.0f} s "
+                "before the first row (creates are slow for up to 6 minutes after a mass delete)")
+            os.sync()
+            time.sleep(left)
 
 
 def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, manifest: dict, *, work: Path,
@@ -611,18 +632,19 @@ def run_all(*, scenarios: Sequence[str], contenders: Sequence[Contender], profil
     "plain" (the emulator's plain port; rclone, which has no base-URL option, is then unavailable).
     `long_timeout`: the timeout of the rows a scenario names in ``long_timeout_for`` (default: `timeout`).
     Pulled trees of many files are deleted when the run ends (see Trash); a trash an interrupted run left
-    behind is deleted first, and the run waits until its inodes may be reused before the first row."""
+    behind is deleted first, and the first row waits until RECENTLY_DELETED_S have passed since a trash was
+    last emptied (not in --quick)."""
     trash = Trash(work / "trash")
-    if trash.empty() and not quick:
-        log(f"deleted an interrupted run's trash: waiting {RECENTLY_DELETED_S:g} s before the first row "
-            "(creates are slow for up to 6 minutes after a mass delete)")
-        os.sync()
-        time.sleep(RECENTLY_DELETED_S)
+    trash.empty()
+    if not quick:
+        trash.wait_out(log)
     try:
         return _run_all(scenarios=scenarios, contenders=contenders, profiles=profiles, quick=quick,
                         timeout=timeout, work=work, log=log, progress=progress, transport=transport,
                         long_timeout=long_timeout, trash=trash)
     finally:
+        if trash.parked:
+            log(f"kept {trash.parked} pulled trees of many files until the end of the run; deleting them")
         trash.empty()
 
 

@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.contenders.base import compile_bytecode  # noqa: E402
+from benchmarks.harness import MANY_FILES  # noqa: E402
 from benchmarks.pull_bench import CLI, Server, run_child, seed, verify_pulled  # noqa: E402
 
 KiB = 1024
@@ -134,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                     if res["returncode"]:
                         raise SystemExit(f"pull failed: {res['stderr'][-1500:]}")
                     verify_pulled(out, want)
-                    # Kept until the end: deleting thousands of files here would slow the next run's creates
-                    # (ext4 without a journal skips inodes freed in the last minute; see harness.Trash).
+                    if len(files) <= MANY_FILES:
+                        shutil.rmtree(out)
+                    # else kept until the end: deleting thousands of files here would slow the next run's
+                    # creates (ext4 without a journal skips recently freed inodes; see harness.Trash).
                     runs[label].append(round(res["cpu_s"], 3))
                     print(f"run {i} ({label}): cpu {res['cpu_s']:.2f} s (user {res['user_s']:.2f}, sys "
                           f"{res['sys_s']:.2f}), wall {res['wall_s']:.2f} s, "

@@ -255,14 +255,18 @@ def test_timed_out_command_still_reports_its_peak_rss(tmp_path, measurer):
 
 # ------------------------------------------------------------------------------- the --quick run
 
-def _quick(tmp_path: Path, *args: str) -> dict:
+def _quick_run(tmp_path: Path, *args: str) -> tuple[dict, str]:
     out, work = tmp_path / "results", tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     got = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--work", str(work),
                           "--timeout", "120", *args], cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
     assert got.returncode == 0, got.stdout[-2000:] + got.stderr[-2000:]
     assert (out / "results.md").is_file()
-    return json.loads((out / "results.json").read_text())
+    return json.loads((out / "results.json").read_text()), got.stdout
+
+
+def _quick(tmp_path: Path, *args: str) -> dict:
+    return _quick_run(tmp_path, *args)[0]
 
 
 def _check_rows(data: dict, scenarios: list[str], profile: str) -> None:
@@ -317,37 +321,52 @@ def test_quick_run_under_drive_like_reports_ratios_to_the_floor(tmp_path):
 
 
 def test_quick_restore_and_deep_rows_are_verified_and_the_rest_say_why_not(tmp_path):
-    data = _quick(tmp_path, "--scenarios", "restore,deep", "--profiles", "unthrottled",
-                  "--contenders", "drivesync,rclone-tuned,official", "--long-timeout", "150")
+    data, log = _quick_run(tmp_path, "--scenarios", "restore,deep", "--profiles", "unthrottled",
+                           "--contenders", "drivesync,rclone-tuned,official", "--long-timeout", "150")
     rows = {(r["scenario"], r["contender"]): r for r in data["rows"]}
     for key in [("restore", "drivesync"), ("restore", "rclone-tuned"), ("restore", "official"),
                 ("deep", "drivesync"), ("deep", "rclone-tuned")]:
         assert rows[key]["status"] == "ok", rows[key]    # every file's size and md5 checked
     off = rows[("deep", "official")]
     assert off["status"] == "unavailable" and "--fast-list" in off["note"]
-    # deep's 128 files per row were parked in the trash, not deleted between rows, and the trash was
-    # emptied when the run ended; no pulled tree is left anywhere under the work folder.
+    # deep's 128 files per row (two rows) were parked in the trash, not deleted between rows; restore's five
+    # were deleted at once. The trash was emptied when the run ended: no pulled tree is left under the work folder.
+    assert "kept 2 pulled trees of many files until the end of the run" in log
     work = tmp_path / "work"
-    assert not (work / "trash").exists()
+    assert not (work / "trash").exists() and (work / "trash-emptied").is_file()
     assert not [p for p in (work / "runs").rglob("*") if p.name == "out"]
 
 
-def test_trash_parks_trees_whole_and_empties_them_at_the_end(tmp_path):
+def test_trash_parks_trees_whole_and_empties_them_at_the_end(tmp_path, monkeypatch):
     trash = harness.Trash(tmp_path / "trash")
     trees = []
     for name in ("small-drive-like-drivesync", "small-drive-like-rclone-tuned"):
         tree = tmp_path / "runs" / name / "out"
         (tree / "d").mkdir(parents=True)
         (tree / "d" / "f.bin").write_bytes(b"x")
+        with open(tree / "d" / "big.zip", "wb") as fh:
+            fh.truncate(harness.PARK_BELOW)                     # a large file: deleted, not parked
         trees.append(tree)
         trash.park(tree)
-    assert not any(t.exists() for t in trees)
+    assert not any(t.exists() for t in trees) and trash.parked == 2
     parked = sorted(p.name for p in (tmp_path / "trash").iterdir())
     assert parked == ["0001-small-drive-like-drivesync", "0002-small-drive-like-rclone-tuned"]
     assert (tmp_path / "trash" / parked[0] / "d" / "f.bin").read_bytes() == b"x"   # moved whole, not copied
+    assert not (tmp_path / "trash" / parked[0] / "d" / "big.zip").exists()
     assert trash.empty() is True
     assert not (tmp_path / "trash").exists()
     assert trash.empty() is False                                                  # nothing left: says so
+    # The next run's first row waits out what is left of the window since the trash was emptied.
+    slept: list[float] = []
+    monkeypatch.setattr(harness.time, "sleep", slept.append)
+    monkeypatch.setattr(harness.os, "sync", lambda: None)
+    trash.stamp.write_text(f"{harness.time.time() - 100:.0f}\n")
+    trash.wait_out(lambda line: None)
+    assert slept and harness.RECENTLY_DELETED_S - 102 <= slept[0] <= harness.RECENTLY_DELETED_S - 98
+    slept.clear()
+    trash.stamp.write_text(f"{harness.time.time() - harness.RECENTLY_DELETED_S - 1:.0f}\n")
+    trash.wait_out(lambda line: None)
+    assert slept == []                                                              # long enough ago
 
 
 def test_unthrottled_targets_compare_with_each_rclone_builds_best_row():
