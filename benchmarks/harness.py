@@ -547,6 +547,13 @@ class Trash:
         #: Written when the trash is emptied: the next run waits out the rest of RECENTLY_DELETED_S from it.
         self.stamp = root.with_name(root.name + "-emptied")
 
+    def dispose(self, tree: Path, files: int) -> None:
+        """A verified tree of ``files`` files, done with: parked if they are many (MANY_FILES), else deleted."""
+        if files > MANY_FILES:
+            self.park(tree)
+        else:
+            shutil.rmtree(tree, ignore_errors=True)
+
     def park(self, tree: Path) -> None:
         """Keep ``tree``'s inodes until the run ends; its large files (project's zip) are deleted now, as
         few inodes for much disk."""
@@ -601,8 +608,8 @@ def run_one(emu: EmulatorProcess, scenario: Scenario, contender: Contender, mani
         emu_cpu1, proxy_cpu1 = emu.cpu_s(), emu.proxy_cpu_s()
         stats = emu.stats()
         problem = None if (m.timed_out or m.returncode) else verify_local(manifest, dest)
-        if trash is not None and len(scenario.files) > MANY_FILES:
-            trash.park(dest)
+        if trash is not None:
+            trash.dispose(dest, len(scenario.files))
         else:
             shutil.rmtree(dest, ignore_errors=True)
     else:

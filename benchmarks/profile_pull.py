@@ -26,12 +26,13 @@ import pstats
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.contenders.base import compile_bytecode  # noqa: E402
-from benchmarks.harness import MANY_FILES  # noqa: E402
+from benchmarks.harness import Trash, build_scenarios  # noqa: E402
 from benchmarks.pull_bench import CLI, Server, run_child, seed, verify_pulled  # noqa: E402
 
 KiB = 1024
@@ -104,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results here as JSON")
     args = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="profile-pull-")
+    trash = Trash(Path(work) / "trash")      # deleted with ``work`` at the end
     if args.scenario:
-        from benchmarks.harness import build_scenarios
-
         scenarios = build_scenarios()
         if args.scenario not in scenarios:
             p.error(f"--scenario: one of {', '.join(scenarios)}")
@@ -135,10 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     if res["returncode"]:
                         raise SystemExit(f"pull failed: {res['stderr'][-1500:]}")
                     verify_pulled(out, want)
-                    if len(files) <= MANY_FILES:
-                        shutil.rmtree(out)
-                    # else kept until the end: deleting thousands of files here would slow the next run's
-                    # creates (ext4 without a journal skips recently freed inodes; see harness.Trash).
+                    # Many files are kept until the end: deleting them here would slow the next run's creates.
+                    trash.dispose(Path(out), len(files))
                     runs[label].append(round(res["cpu_s"], 3))
                     print(f"run {i} ({label}): cpu {res['cpu_s']:.2f} s (user {res['user_s']:.2f}, sys "
                           f"{res['sys_s']:.2f}), wall {res['wall_s']:.2f} s, "
