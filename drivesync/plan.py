@@ -96,11 +96,99 @@ def modified_epoch(text: str | None) -> float | None:
 COMPARE_MODES = ("default", "checksum", "size")
 
 
+#: What a plan knows of a local folder (``LocalFolders``).
+ABSENT = "absent"      # nothing is there, so nothing under it either: its files need no lstat
+MADE = "made"          # this pull made it, empty, after planning it: nothing planned into it exists yet
+PRESENT = "present"    # something is there (a folder, or a file in the way): each file under it is lstat'ed
+
+
+@dataclass
+class LocalFolder:
+    local: str      # where it is (root joined with its names)
+    real: str       # where that leads (symlinks resolved): always inside the root's real path
+    state: str      # ABSENT | MADE | PRESENT
+    is_dir: bool
+
+
+class LocalFolders:
+    """The local folders a pull plans into, each checked once instead of once per file: its path, that it
+    stays inside ``root`` (a symlinked folder that leads out is refused with UsageError, as
+    names.join_inside refuses it), and whether anything is there. A folder's check starts from its parent's
+    (one lstat; a realpath only for a symlink), and under an absent folder nothing is looked at: a fresh
+    pull's files cost no syscall to plan. A pull that plans level by level keeps one for all its plans and
+    calls ``made`` once a plan's folders exist: a folder it made holds nothing it has not planned yet (every
+    folder's children are planned once, at distinct paths), so the next level's files need no lstat either."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self.root_real = os.path.realpath(self.root)
+        self._known: dict[tuple[str, ...], LocalFolder] = {}
+        self._by_local: dict[str, LocalFolder] = {}
+
+    def folder(self, parts: tuple[str, ...]) -> LocalFolder:
+        known = self._known.get(parts)
+        if known is None:
+            known = self._known[parts] = self._check(parts)
+            self._by_local[known.local] = known
+        return known
+
+    def _check(self, parts: tuple[str, ...]) -> LocalFolder:
+        if not parts:
+            return self._look(self.root, self.root_real, None)
+        parent = self.folder(parts[:-1])
+        name = _checked_name(parts[-1])
+        local = os.path.join(parent.local, name)
+        real = os.path.join(parent.real, name)
+        if parent.state != PRESENT:
+            return LocalFolder(local, real, ABSENT, False)
+        return self._look(local, real, parent)
+
+    def _look(self, local: str, real: str, parent: LocalFolder | None) -> LocalFolder:
+        try:
+            st = os.lstat(local)
+        except FileNotFoundError:
+            return LocalFolder(local, real, ABSENT, False)
+        except NotADirectoryError:      # a file in the way on the way: each file under it is a conflict
+            return LocalFolder(local, real, PRESENT, False)
+        if _stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(local)
+            if parent is not None and not _under(real, self.root_real):
+                raise UsageError(f"refusing to write outside {self.root}: {local}")
+            return LocalFolder(local, real, PRESENT, os.path.isdir(real))
+        return LocalFolder(local, real, PRESENT, _stat.S_ISDIR(st.st_mode))
+
+    def is_dir(self, local: str) -> bool:
+        known = self._by_local.get(local)
+        return os.path.isdir(local) if known is None else known.is_dir
+
+    def made(self, plan: "Plan") -> None:
+        """``plan``'s mkdirs were made: the folders are there, empty but for what later plans put in them."""
+        for action in plan.mkdirs:
+            known = self._by_local.get(action.local)
+            if known is not None and known.state == ABSENT:
+                known.state, known.is_dir = MADE, True
+
+
+def _checked_name(name: str) -> str:
+    if name in ("", ".", "..") or "/" in name or "\x00" in name or (os.sep != "/" and os.sep in name):
+        raise UsageError(f"refusing unsafe local name {name!r}")
+    return name
+
+
+def _under(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:
+        return False
+
+
 def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter: Filter | None = None,
               delete: bool = False, lstat: Callable[[str], os.stat_result] = os.lstat,
-              protect: frozenset[str] = frozenset(), compare: str = "default") -> Plan:
+              protect: frozenset[str] = frozenset(), compare: str = "default",
+              folders: LocalFolders | None = None) -> Plan:
     """Actions that make ``root`` a verified copy of ``tree`` (``records``: journal rows under root;
-    ``protect``: absolute paths --delete must never remove, e.g. the journal if it lives under root)."""
+    ``protect``: absolute paths --delete must never remove, e.g. the journal if it lives under root;
+    ``folders``: what earlier plans of this pull learnt of root's folders, see LocalFolders)."""
     if compare not in COMPARE_MODES:
         raise UsageError(f"unknown compare mode {compare!r}")
     root = os.path.abspath(root)
@@ -109,19 +197,27 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     wanted_files: set[str] = set()
     needed_dirs: set[str] = set()
     remote_dirs: set[str] = set()
+    if folders is None or folders.root != root:
+        folders = LocalFolders(root)
 
-    folders: dict[tuple[str, ...], str] = {}   # this plan's checked folders (a realpath per folder, not per file)
     for entry in tree.entries:
-        local = _local_path(root, entry.path.split("/"), folders)
+        parts = tuple(entry.path.split("/"))
         if entry.kind == "folder":
-            remote_dirs.add(local)
+            remote_dirs.add(folders.folder(parts).local)
             continue
+        parent = folders.folder(parts[:-1])
+        # The file's own name may be a symlink, even one that leads out: the download replaces the link
+        # itself and never writes through it, so only the folders on the way are checked.
+        local = os.path.join(parent.local, _checked_name(parts[-1]))
         if filter.active and not filter.wants_file(entry.path, entry.item.size,
                                                    modified_epoch(entry.item.modified_time)):
             plan.filtered += 1
             continue
         wanted_files.add(local)
-        needed_dirs.add(os.path.dirname(local))
+        needed_dirs.add(parent.local)
+        if parent.state != PRESENT:
+            plan.transfers.append(Action("export" if entry.kind == "doc" else "download", local, entry))
+            continue
         try:
             st = lstat(local)
         except FileNotFoundError:
@@ -164,7 +260,7 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     for directory in sorted(needed_dirs):
         probe = directory
         missing_dirs = []
-        while not os.path.isdir(probe) and probe != os.path.dirname(probe):
+        while not folders.is_dir(probe) and probe != os.path.dirname(probe):
             missing_dirs.append(probe)
             probe = os.path.dirname(probe)
         for d in reversed(missing_dirs):
@@ -175,35 +271,6 @@ def make_plan(tree: Tree, root: str, *, records: dict[str, SyncedRecord], filter
     if delete:
         plan.deletes = _deletions(root, wanted_files | set(protect), remote_dirs, filter)
     return plan
-
-
-def _local_path(root: str, parts: list[str], folders: dict[tuple[str, ...], str] | None = None) -> str:
-    """Where a remote item goes under ``root``. A symlink at the final path that leads out of ``root`` is
-    allowed (the download replaces the link itself, never writes through it); a folder on the way that leads
-    out is refused (UsageError), as is any unsafe name.
-
-    ``folders`` (one plan's cache) keeps each parent folder's checked path: a file whose final path is not a
-    symlink resolves as its folder does, so it costs one lstat instead of a realpath of every component."""
-    name = parts[-1] if parts else ""
-    if folders is not None and len(parts) > 1 and not (
-            name in ("", ".", "..") or "/" in name or "\x00" in name or (os.sep != "/" and os.sep in name)):
-        key = tuple(parts[:-1])
-        parent = folders.get(key)
-        if parent is None:
-            parent = folders[key] = names.join_inside(root, parts[:-1])  # raises when a folder leads out
-        local = os.path.join(parent, name)
-        if not os.path.islink(local):
-            return local
-    try:
-        return names.join_inside(root, parts)
-    except UsageError:
-        name = parts[-1] if parts else ""
-        if name in ("", ".", "..") or "/" in name or "\x00" in name or (os.sep != "/" and os.sep in name):
-            raise
-        local = os.path.join(names.join_inside(root, parts[:-1]), name)  # raises when a folder leads out
-        if not os.path.islink(local):
-            raise
-        return local
 
 
 def _deletions(root: str, wanted: set[str], remote_dirs: set[str], filter: Filter) -> list[Action]:

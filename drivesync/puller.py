@@ -33,7 +33,7 @@ from .config import Settings, settings_with
 from .download import Counters, Downloader, Exporter
 from .errors import EMPTY_LOCAL, DriveError, DrivesyncError, UsageError
 from .filters import Filter
-from .plan import Action, Plan, make_plan
+from .plan import Action, LocalFolders, Plan, make_plan
 from .locator import Locator, parse as parse_remote
 from .remote import Entry, Listing, Tree, TreeBuilder, fetch_listing, locate, parse_export_formats, walk
 from .session import open_drive
@@ -425,12 +425,13 @@ async def _execute_streaming(drive, item, root: str, journal: Journal, settings:
     listing = Listing()
     builder = TreeBuilder(item, listing, export_formats=formats, skip_gdocs=skip_gdocs)
     conflicts: list[Action] = []
+    folders = LocalFolders(root)        # each folder checked once for the whole pull, not once per level
     with _transfers(drive, settings, progress, subscribers, 0, 0) as (transfers, bars):
         async def produce(submit) -> None:
             async def on_level(folder_ids: list[str]) -> None:
                 entries = builder.expand(folder_ids)
                 plan = make_plan(Tree(root=item, entries=entries), root, records=records, filter=filt,
-                                 compare=compare)
+                                 compare=compare, folders=folders)
                 blocked = _not_downloadable(plan)
                 result.download_disabled += len(blocked)
                 result.failed += [Failure(a.rel, DOWNLOAD_DISABLED) for a in blocked]
@@ -438,6 +439,7 @@ async def _execute_streaming(drive, item, root: str, journal: Journal, settings:
                 result.skipped += len(plan.skips)
                 conflicts.extend(plan.conflicts)
                 await _make_folders(plan)
+                folders.made(plan)
                 if bars is not None and plan.transfers:
                     bars.grow(plan.bytes_to_transfer, len(plan.transfers))
                 submit([job_for(a) for a in plan.transfers])

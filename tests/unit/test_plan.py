@@ -5,8 +5,8 @@ import pytest
 
 from drivesync.drive import FOLDER, SHORTCUT, RemoteFile
 from drivesync.filters import Filter
-from drivesync.plan import make_plan
-from drivesync.remote import Listing, build_tree, export_choice, parse_export_formats
+from drivesync.plan import LocalFolders, make_plan
+from drivesync.remote import Listing, Tree, build_tree, export_choice, parse_export_formats
 from drivesync.errors import UsageError
 from drivesync.state import SyncedRecord
 
@@ -124,3 +124,75 @@ def test_plan_deletes_only_unknown_files_never_partials(tmp_path):
     (tmp_path / "journal.db").write_bytes(b"x")
     plan = plan_for(tmp_path, {}, delete=True, protect=frozenset({str(tmp_path / "journal.db")}))
     assert [os.path.basename(a.local) for a in plan.deletes] == ["stray.txt"]
+
+
+def nested_tree():
+    """root/sub/inner/x.bin, root/sub/y.bin, root/top.bin."""
+    return tree_of({"root": [folder("s", "sub", "root"), f("t", "top.bin", "root")],
+                    "s": [folder("i", "inner", "s"), f("y", "y.bin", "s")],
+                    "i": [f("x", "x.bin", "i")]})
+
+
+def no_lstat(path):
+    raise AssertionError(f"lstat({path}) under a folder known to be absent")
+
+
+def test_a_fresh_root_is_planned_without_looking_at_its_files(tmp_path):
+    root = tmp_path / "fresh"
+    plan = make_plan(nested_tree(), str(root), records={}, lstat=no_lstat)
+    assert sorted(os.path.relpath(a.local, root) for a in plan.transfers) == ["sub/inner/x.bin", "sub/y.bin", "top.bin"]
+    assert {a.kind for a in plan.transfers} == {"download"}
+    assert [os.path.relpath(a.local, tmp_path) for a in plan.mkdirs] == ["fresh", "fresh/sub", "fresh/sub/inner"]
+
+
+def test_folders_this_pull_made_need_no_lstat_but_folders_that_were_there_do(tmp_path):
+    """A pull planning level by level: the folders the first plan made are empty but for what is planned
+    into them later; a folder that was already there is looked into file by file (a file there may be
+    a verified copy to skip, or a folder in the way)."""
+    children = {"root": [folder("s", "sub", "root"), folder("o", "old", "root")],
+                "s": [f("y", "y.bin", "s")], "o": [f("z", "z.bin", "o", size=10)]}
+    tree = tree_of(children)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "z.bin").mkdir()              # a folder where Drive has a file
+    folders = LocalFolders(str(tmp_path))
+    level1 = Tree(root=ROOT, entries=[e for e in tree.entries if "/" not in e.path])
+    plan = make_plan(level1, str(tmp_path), records={}, folders=folders, lstat=no_lstat)
+    assert [os.path.basename(a.local) for a in plan.mkdirs] == ["sub"]
+    for action in plan.mkdirs:
+        os.mkdir(action.local)
+    folders.made(plan)
+    seen = []
+    level2 = Tree(root=ROOT, entries=[e for e in tree.entries if "/" in e.path])
+    plan = make_plan(level2, str(tmp_path), records={}, folders=folders,
+                     lstat=lambda p: (seen.append(os.path.relpath(p, tmp_path)), os.lstat(p))[1])
+    assert seen == ["old/z.bin"]
+    assert [os.path.relpath(a.local, tmp_path) for a in plan.transfers] == ["sub/y.bin"]
+    assert [os.path.relpath(a.local, tmp_path) for a in plan.conflicts] == ["old/z.bin"]
+    assert plan.mkdirs == []
+
+
+def test_a_symlinked_folder_is_followed_inside_root_and_refused_out_of_it(tmp_path):
+    root = tmp_path / "out"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "inner").mkdir()
+    (root / "sub").symlink_to(root / "real")
+    plan = make_plan(nested_tree(), str(root), records={})
+    assert sorted(os.path.relpath(a.local, root) for a in plan.transfers) == ["sub/inner/x.bin", "sub/y.bin", "top.bin"]
+    assert plan.mkdirs == []                           # sub leads to a folder, inner is there
+    (root / "sub").unlink()
+    (root / "sub").symlink_to(tmp_path)                # leads out of root (to its parent)
+    with pytest.raises(UsageError, match="outside"):
+        make_plan(nested_tree(), str(root), records={})
+    (root / "sub").unlink()
+    (root / "real" / "inner").rmdir()
+    (root / "real" / "inner").symlink_to(tmp_path)     # one level further down, through a link inside root
+    (root / "sub").symlink_to(root / "real")
+    with pytest.raises(UsageError, match="outside"):
+        make_plan(nested_tree(), str(root), records={})
+
+
+def test_a_file_in_the_way_of_a_folder_makes_its_files_conflicts(tmp_path):
+    (tmp_path / "sub").write_bytes(b"a file where Drive has a folder")
+    plan = make_plan(nested_tree(), str(tmp_path), records={})
+    assert sorted(os.path.relpath(a.local, tmp_path) for a in plan.conflicts) == ["sub/inner/x.bin", "sub/y.bin"]
+    assert [os.path.relpath(a.local, tmp_path) for a in plan.transfers] == ["top.bin"]
