@@ -324,6 +324,14 @@ def prefix_end(done: Iterable[Iterable[int]]) -> int:
     return merged[0][1] if merged and merged[0][0] == 0 else 0
 
 
+def _stamp(target: str | int, item) -> os.stat_result:
+    """Give a partial (its path, or its open descriptor) Drive's modifiedTime, and return its stat."""
+    mtime_ns = parse_time_ns(item.modified_time)
+    if mtime_ns is not None:
+        os.utime(target, ns=(mtime_ns, mtime_ns))
+    return os.stat(target)
+
+
 def parse_time_ns(rfc3339: str | None) -> int | None:
     if not rfc3339:
         return None
@@ -825,6 +833,7 @@ class Downloader:
         try:
             write_all(fd, data)
             data.clear()                        # in the page cache now: an ending file holds no buffer
+            st = _stamp(fd if os.utime in os.supports_fd else part, item)   # before the fsync: durable too
             await ctx.ending()
         except BaseException:
             os.close(fd)
@@ -838,7 +847,7 @@ class Downloader:
                 raise
         else:
             os.close(fd)
-        self._finalize(part, final_path, item, md5)
+        self._place(part, final_path, item, md5, st, discard=True)
         return None
 
     def _discard(self, part: str) -> None:
@@ -849,18 +858,27 @@ class Downloader:
             pass
 
     def _finalize(self, part: str, final_path: str, item, md5: str) -> None:
-        st = os.stat(part)
+        """A large file's partial, every byte in, verified and synced: stamped, put in place, recorded.
+        A folder in the way fails the file and keeps the partial, which the journal still vouches for."""
+        self._place(part, final_path, item, md5, _stamp(part, item), discard=False)
+
+    def _place(self, part: str, final_path: str, item, md5: str, st: os.stat_result, *, discard: bool) -> None:
+        """Rename the verified partial (``st``: its stat, after _stamp) to ``final_path`` and record it.
+        The rename changes neither size nor mtime, so ``st`` is what the journal records, and rename(2)
+        itself refuses a folder at the final path (a symlink there is replaced, never written through):
+        no stat before or after. ``discard``: a file refused that way leaves no partial behind."""
         if st.st_size != (item.size or 0):
-            os.unlink(part)
+            _unlink_quietly(part)
             self.journal.forget_partial(part)
             raise VerificationFailed(f"size mismatch: {st.st_size} bytes on disk, Drive says {item.size}")
-        mtime_ns = parse_time_ns(item.modified_time)
-        if mtime_ns is not None:
-            os.utime(part, ns=(mtime_ns, mtime_ns))
-        if os.path.isdir(final_path) and not os.path.islink(final_path):
-            raise VerificationFailed(f"a local folder is in the way: {final_path}")
-        os.replace(part, final_path)    # its bytes were synced before (durable); fetch() syncs the folder after
-        st = os.stat(final_path)
+        try:
+            os.replace(part, final_path)    # its bytes were synced before (durable); fetch() syncs the folder after
+        except OSError:
+            if not (os.path.isdir(final_path) and not os.path.islink(final_path)):
+                raise
+            if discard:
+                _unlink_quietly(part)
+            raise VerificationFailed(f"a local folder is in the way: {final_path}") from None
         self.journal.record_synced(os.path.abspath(final_path), file_id=item.id, md5=md5, size=st.st_size,
                                    mtime_ns=st.st_mtime_ns, remote_modified=item.modified_time, direction="pull")
         self.journal.forget_partial(part)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 import drivesync
+from drivesync.download import parse_time_ns
 from drivesync.names import PARTIAL_SUFFIX
 
 MiB = 1024 * 1024
@@ -271,3 +272,31 @@ def test_downloads_start_while_deeper_levels_are_still_listing(emulator, tmp_pat
                                                                    for line in planned.plan
                                                                    if line.startswith("download "))
     assert result.done == planned.planned == 9
+
+
+def test_a_folder_made_where_a_file_goes_after_the_plan_fails_that_file_only(emulator, tmp_path):
+    """rename(2) refuses to put a file over a folder: the file fails with one line, the folder and what is
+    in it stay, a small file leaves no partial behind (a large one keeps its journalled partial), and the
+    other files arrive with Drive's mtime."""
+    top = emulator.add_folder("blocked")
+    emulator.add_file("small.bin", os.urandom(1000), parent_id=top)
+    emulator.add_file("large.bin", os.urandom(3 * MiB), parent_id=top)       # above io_buffer: the ranged path
+    ok_id = emulator.add_file("fine.bin", os.urandom(2000), parent_id=top)
+    out = tmp_path / "out"
+
+    def block(event):
+        if event.kind == "start" and event.path in ("small.bin", "large.bin"):
+            (out / event.path).mkdir()
+            (out / event.path / "keep.txt").write_bytes(b"mine")
+
+    result = pull(emulator, "blocked", out, subscribers=[block], progress=False)
+    failed = {f.path: f.reason for f in result.failed}
+    assert sorted(failed) == ["large.bin", "small.bin"], result.failed
+    assert all("a local folder is in the way" in message for message in failed.values()), failed
+    for name in ("small.bin", "large.bin"):
+        assert (out / name / "keep.txt").read_bytes() == b"mine"
+    assert (out / "fine.bin").read_bytes() == emulator.content(ok_id)
+    leftovers = sorted(p for p in os.listdir(out) if p.endswith(PARTIAL_SUFFIX))
+    assert len(leftovers) == 1 and leftovers[0].startswith(".large.bin."), leftovers
+    stamped = parse_time_ns(emulator.file(ok_id)["modifiedTime"])
+    assert stamped is not None and os.stat(out / "fine.bin").st_mtime_ns == stamped
