@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -91,8 +92,27 @@ def _return_big_buffers_to_the_os() -> None:
         pass  # not glibc: nothing to tune
 
 
+#: gc.set_threshold for a drivesync command: the young generation collected every 10,000 allocations, not 700.
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def _collect_garbage_less_often() -> None:
+    """Collect the young generation after 10,000 container allocations instead of CPython's 700.
+
+    Every request allocates a few hundred tracked objects (aiohttp's request, response, futures, header
+    dicts) and most die by reference count within the request; at 700 the collector ran several times
+    per small file, each time walking the 64 transfers' objects in flight. Measured: user CPU of an unpaced
+    6,000-file pull 8 % lower (benchmarks/profile_pull.py --ab, 4 interleaved pairs, lower in each), peak RSS
+    unchanged (99-103 MB, 4,000 small files and 500 MB of large ones). The older generations keep their
+    ratios, so a full collection still comes every 100 young ones. The command owns its process; the library
+    leaves a caller's collector alone.
+    """
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def main(argv: list[str] | None = None) -> int:
     _return_big_buffers_to_the_os()
+    _collect_garbage_less_often()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
