@@ -134,6 +134,20 @@ def test_child_timeout_is_reported_not_hidden(tmp_path):
     assert row.status == "timeout" and "timed out" in row.note
 
 
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfd is Linux 5.3+ and Python 3.9+")
+def test_child_wait_is_woken_by_the_exit_itself_not_by_a_polling_sleep(monkeypatch):
+    import benchmarks.contenders.base as base
+
+    child = base.Child([sys.executable, "-c", "import time; time.sleep(0.3)"])
+
+    def no_sleeping(seconds):
+        raise AssertionError(f"polled with time.sleep({seconds})")
+
+    monkeypatch.setattr(base.time, "sleep", no_sleeping)
+    m = child.wait(60)
+    assert m.returncode == 0 and not m.timed_out
+
+
 def test_child_failure_keeps_its_last_line(tmp_path, measurer):
     m = run_measured([sys.executable, "-c", "import sys; print('boom: bad flag'); sys.exit(3)"], timeout=60,
                      log=tmp_path / "log")
