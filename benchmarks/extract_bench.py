@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.push_bench import EmulatorProcess  # noqa: E402  (the emulator as a process)
 
 MB = 1_000_000
-CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
+CLI = [sys.executable, "-c", "from drivesync.cli import run; run()"]
 
 
 def build_zip(path: str, images: int, image_kb: int, stored: bool) -> dict:

@@ -36,7 +36,7 @@ from benchmarks.contenders.base import compile_bytecode  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
+CLI = [sys.executable, "-c", "from drivesync.cli import run; run()"]
 LISTENING = "drivesync emulator listening on "
 
 

@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MiB = 1024 * 1024
-CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
+CLI = [sys.executable, "-c", "from drivesync.cli import run; run()"]
 
 
 class EmulatorProcess:

@@ -221,7 +221,7 @@ def start_background(local: str, argv: list[str], *, wait_s: float = 30.0) -> Wa
     log_path = directory / "log"
     log = open(log_path, "ab", buffering=0)
     os.chmod(log_path, 0o600)
-    code = "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "from drivesync.cli import run; run()"
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                             env={**os.environ, "DRIVESYNC_WATCH_DIR": str(directory)})

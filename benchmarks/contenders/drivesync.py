@@ -22,7 +22,7 @@ UNPACED_TPS = 1_000_000
 
 REPO = Path(__file__).resolve().parents[2]
 #: The CLI entry point, run from this checkout (drivesync.cli is a package without __main__).
-CLI = [sys.executable, "-c", "import sys; from drivesync.cli import main; sys.exit(main(sys.argv[1:]))"]
+CLI = [sys.executable, "-c", "from drivesync.cli import run; run()"]
 
 
 def _help(command: str) -> str | None:

@@ -22,3 +22,28 @@ def test_a_command_collects_garbage_less_often_and_the_library_leaves_the_collec
     assert code == 2
     assert imported == before                      # importing the library changes nothing
     assert after == wanted and wanted[0] > before[0]
+
+
+EXIT_PROBE = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count(), flush=True))
+from drivesync.cli import run
+sys.argv = ["drivesync"]   # no command: the help, exit 2
+run()
+"""
+
+
+def test_the_program_ends_without_the_last_collection_and_still_runs_its_exit_handlers():
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBE], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "usage: drivesync" in done.stdout
+    frozen = int(done.stdout.strip().splitlines()[-1].split(":")[1])
+    assert frozen > 1000          # the objects alive at exit were moved out of the collector's reach
+
+
+def test_the_installed_command_and_python_m_drivesync_go_through_run():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert 'drivesync = "drivesync.cli:run"' in (root / "pyproject.toml").read_text().splitlines()
+    assert "run()" in (root / "drivesync" / "__main__.py").read_text()
