@@ -436,3 +436,13 @@ def test_merge_never_replaces_a_measured_row_with_an_unavailable_one_and_labels_
     assert "- AMD EPYC, bbb2222: 1 rows (large/drive-like)" in text.replace("  - ", "- ")
     assert "Intel(R) Xeon(R) Processor, aaa1111: 1 rows (large/drive-like)" in text
     assert "cpu not recorded, commit not recorded: 1 rows (small/drive-like)" in text
+
+
+def test_the_readme_table_is_the_committed_results():
+    """README.md's benchmark rows are what benchmarks/readme_rows.py prints from results.json (no stale figure)."""
+    from benchmarks import readme_rows
+
+    data = json.loads((REPO / "benchmarks" / "results" / "results.json").read_text())
+    readme = (REPO / "README.md").read_text().splitlines()
+    for row in readme_rows.rows(data):
+        assert row in readme, f"README.md lacks (or has another figure for): {row}"
