@@ -1099,11 +1099,16 @@ def merge_rows(old: dict, rows: list[Row], floors: dict, *, quick: bool) -> tupl
     return allrows, merged_floors
 
 
+def load_rows(data: dict) -> list[Row]:
+    """The rows of a results.json (its fields that Row still has)."""
+    names = {f.name for f in __import__("dataclasses").fields(Row)}
+    return [Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"]]
+
+
 def rewrite_report(out_dir: Path) -> dict[str, str]:
     """Rewrite results.md and the plots from out_dir/results.json (no run)."""
     data = json.loads((out_dir / "results.json").read_text())
-    names = {f.name for f in __import__("dataclasses").fields(Row)}
-    rows = [Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"]]
+    rows = load_rows(data)
     return write_report(rows, data["floors"], data["machine"], out_dir, quick=data["quick"],
                         timeout=data["timeout_s"], command=data["command"])
 

@@ -7,7 +7,6 @@ Paste the output over the rows of README.md's "Benchmarks" table; the figures th
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,9 +22,7 @@ ORDER = ("drivesync", "rclone-tuned", "rclone-default", "rclone-latest-tuned", "
 
 
 def rows(data: dict, profile: str = "drive-like") -> list[str]:
-    names = {f.name for f in dataclasses.fields(harness.Row)}
-    found = [harness.Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"]]
-    found = [r for r in found if r.profile == profile and r.status != "unavailable" and r.contender in ORDER]
+    found = [r for r in harness.load_rows(data) if r.profile == profile and r.status != "unavailable" and r.contender in ORDER]
     found.sort(key=lambda r: (harness.SCENARIOS.index(r.scenario), ORDER.index(r.contender)))
     return [f"| {r.scenario} | {r.label} | {harness._fmt_wall(r)} | {harness._fmt_ratio(r)} | {harness._num(r.requests)} | "
             f"{harness._num(r.rate_limited)} | {harness._num(r.cpu_s_per_gb, '{:.1f}')} | "
