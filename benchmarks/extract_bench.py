@@ -34,9 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.push_bench import EmulatorProcess  # noqa: E402  (the emulator as a process)
+from benchmarks.contenders.drivesync import CLI  # noqa: E402  (the drivesync command, as the harness runs it)
 
 MB = 1_000_000
-CLI = [sys.executable, "-c", "from drivesync.cli import run; run()"]
 
 
 def build_zip(path: str, images: int, image_kb: int, stored: bool) -> dict:
